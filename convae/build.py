@@ -1,0 +1,74 @@
+"""From a composed config to the objects of a run: data module, module, callbacks, trainer.
+
+Each builder takes the config section it needs, so the path from a YAML file to a Python
+object is one function here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from convae.callbacks.reconstructions import ReconstructionGrid
+from convae.config import to_container
+from convae.data.datamodule import MnistDataModule
+from convae.module import AutoencoderModule
+
+
+def build_datamodule(cfg: DictConfig) -> MnistDataModule:
+    return MnistDataModule(**OmegaConf.to_container(cfg.data), seed=cfg.seed)
+
+
+def build_module(cfg: DictConfig) -> AutoencoderModule:
+    return AutoencoderModule(
+        model=OmegaConf.to_container(cfg.model),
+        optim=OmegaConf.to_container(cfg.optim),
+        loss=cfg.loss,
+        noise_std=cfg.data.noise_std,
+        seed=cfg.seed,
+        config=to_container(cfg),
+    )
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
+    c = cfg.callbacks
+    callbacks: list[pl.Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-epoch{epoch:03d}-step{step}",
+            monitor=c.checkpoint_monitor,
+            mode="min",
+            save_last=c.save_last,
+            auto_insert_metric_name=False,
+        ),
+        ReconstructionGrid(n=c.image_digits),
+    ]
+    if c.early_stopping_patience is not None:
+        callbacks.append(
+            EarlyStopping(monitor=c.checkpoint_monitor, patience=c.early_stopping_patience)
+        )
+    return callbacks
+
+
+def build_logger(run_dir: Path) -> TensorBoardLogger:
+    # Events go straight into the run folder, so `tensorboard --logdir <sweep>` names each
+    # run after its job folder (i.e. after its overrides).
+    return TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False)
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, logger: TensorBoardLogger) -> pl.Trainer:
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    return pl.Trainer(
+        **kwargs,
+        default_root_dir=run_dir,
+        logger=logger,
+        callbacks=build_callbacks(cfg, run_dir),
+        num_sanity_val_steps=0,  # the step-0 validation in train.py covers it
+        # no_grad rather than inference_mode: metric states created by the step-0
+        # trainer.validate() must stay updatable in the validations during fit.
+        inference_mode=False,
+    )

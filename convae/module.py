@@ -1,0 +1,121 @@
+"""The LightningModule: loss, input noise, metrics. The network itself is convae.models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
+from convae.models import build_autoencoder, count_parameters
+
+
+def reconstruction_loss(name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``bce``: binary cross-entropy on logits (the seed's); ``mse``: on sigmoid outputs."""
+    if name == "bce":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if name == "mse":
+        return F.mse_loss(torch.sigmoid(logits), target)
+    raise ValueError(f"loss={name!r} is not one of bce, mse")
+
+
+def eval_metrics(prefix: str) -> nn.ModuleDict:
+    """Per-split metrics keyed by their TensorBoard tag; torchmetrics reduces across
+    processes, so DDP runs report the same numbers as one process."""
+    # PSNR per image then averaged (dim=(1,2,3)), the usual convention in image restoration.
+    return nn.ModuleDict(
+        {
+            f"{prefix}/loss": MeanMetric(),
+            f"{prefix}/psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+            f"{prefix}/ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+        }
+    )
+
+
+class AutoencoderModule(pl.LightningModule):
+    """Everything needed to rebuild the run lives in ``hparams`` (saved in each checkpoint):
+    the model arguments and, under ``config``, the whole resolved Hydra config."""
+
+    def __init__(
+        self,
+        *,
+        model: dict[str, Any],
+        optim: dict[str, Any],
+        loss: str = "bce",
+        noise_std: float = 0.0,
+        seed: int = 0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.net = build_autoencoder(**model)
+        self.num_parameters = count_parameters(self.net)
+        self.loss_name = loss
+        self.noise_std = noise_std
+        self.seed = seed
+        self.val_metrics = eval_metrics("val")
+        self.test_metrics = eval_metrics("test")
+        self.test_clean_metrics = eval_metrics("test_clean")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits; ``reconstruct`` gives images."""
+        return self.net(x)
+
+    @torch.no_grad()
+    def reconstruct(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(inputs))
+
+    def metric_tags(self) -> list[str]:
+        """Every scalar tag a finished run has, for the HPARAMS tab's metric columns."""
+        tags = [*self.val_metrics.keys(), *self.test_metrics.keys()]
+        if self.noise_std > 0:
+            tags += list(self.test_clean_metrics.keys())
+        return tags
+
+    def _training_pair(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = to_unit(batch)
+        g = seeded_generator(
+            self.seed, TRAIN, self.global_step, self.global_rank, device=targets.device
+        )
+        return add_noise(targets, self.noise_std, g), targets
+
+    @staticmethod
+    def _eval_pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval batches are uint8 targets, or (uint8 targets, fixed noisy inputs)."""
+        if isinstance(batch, (tuple, list)):
+            return batch[1], to_unit(batch[0])
+        targets = to_unit(batch)
+        return targets, targets
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        inputs, targets = self._training_pair(batch)
+        loss = reconstruction_loss(self.loss_name, self(inputs), targets)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch: Any, metrics: nn.ModuleDict) -> None:
+        inputs, targets = self._eval_pair(batch)
+        logits = self(inputs)
+        x_hat = torch.sigmoid(logits)
+        for tag, metric in metrics.items():
+            if tag.endswith("/loss"):
+                loss = reconstruction_loss(self.loss_name, logits, targets)
+                metric.update(loss, weight=len(targets))
+            else:
+                metric.update(x_hat, targets)
+            self.log(tag, metric, on_step=False, on_epoch=True, add_dataloader_idx=False)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step(batch, self.test_clean_metrics if dataloader_idx else self.test_metrics)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return instantiate(self.hparams.optim)(params=self.parameters())

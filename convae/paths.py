@@ -1,0 +1,24 @@
+"""Hydra resolvers for run folders."""
+
+from __future__ import annotations
+
+import re
+
+from omegaconf import OmegaConf
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+\-\[\]@]")
+MAX_NAME = 200  # most file systems allow 255 bytes per name
+
+
+def job_dirname(override_dirname: str, job_num: int) -> str:
+    """A sweep job's folder: its overrides (``model.upsample=transposed,seed=2``) made
+    file-system safe ('/' and other unsafe characters become '_'), or ``job<N>`` if none."""
+    name = _UNSAFE.sub("_", str(override_dirname))
+    if len(name) > MAX_NAME:
+        name = f"{name[: MAX_NAME - 12]}...job{job_num}"
+    return name or f"job{job_num}"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("convae_job_dirname"):
+        OmegaConf.register_new_resolver("convae_job_dirname", job_dirname)
