@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.reconstructions import ReconstructionGrid
 from convae.config import to_container
 from convae.data.datamodule import MnistDataModule
@@ -46,6 +47,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
             auto_insert_metric_name=False,
         ),
         ReconstructionGrid(n=c.image_digits),
+        CheckerboardScores(n=c.artifact_digits),
     ]
     if c.early_stopping_patience is not None:
         callbacks.append(

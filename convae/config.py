@@ -77,6 +77,7 @@ class CallbacksConfig:
     save_last: bool = True
     early_stopping_patience: int | None = None  # epochs without val/loss improvement
     image_digits: int = 16  # validation digits shown in the reconstruction grid
+    artifact_digits: int = 500  # the fixed batch for checkerboard scores and spectra
 
 
 @dataclass

@@ -43,7 +43,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     logger = build_logger(run_dir)
     trainer = build_trainer(cfg, run_dir, logger)
     params = {"data.source_used": dm.source_used, "params": module.num_parameters}
-    write_hparams(logger.experiment, run_hparams(to_container(cfg), **params), module.metric_tags())
+    tags = module.metric_tags()
+    tags += [t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()]
+    write_hparams(logger.experiment, run_hparams(to_container(cfg), **params), tags)
 
     trainer.validate(module, datamodule=dm, verbose=False)  # step 0: the untrained model
     trainer.fit(module, datamodule=dm)

@@ -87,6 +87,8 @@ class MnistDataModule(pl.LightningDataModule):
         self.seed = seed
         self.source_used: str | None = None
         self.train_set: InMemoryImages | None = None
+        self.val_set: InMemoryImages | None = None
+        self.test_set: InMemoryImages | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:  # called again by fit/validate/test: load once
@@ -106,7 +108,8 @@ class MnistDataModule(pl.LightningDataModule):
             train, val, test = stratified_split(a.labels, BUNDLED_SPLIT, g)
             return images[train], images[val], images[test]
         perm = torch.randperm(len(images), generator=g)
-        val, train = perm[:FULL_VAL_SIZE], perm[FULL_VAL_SIZE:]
+        n_val = min(FULL_VAL_SIZE, len(images) // 12)  # 1/12 keeps small IDX sets usable
+        val, train = perm[:n_val], perm[n_val:]
         return images[train], images[val], a.test_images.unsqueeze(1).contiguous()
 
     def _fixed_noisy(self, images: torch.Tensor, split: int) -> torch.Tensor | None:
@@ -114,13 +117,13 @@ class MnistDataModule(pl.LightningDataModule):
             return None
         return add_noise(to_unit(images), self.noise_std, seeded_generator(self.seed, split))
 
-    def fixed_digits(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``n`` validation digits as float (inputs, targets): the same in every
+    def fixed_digits(self, n: int, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n`` digits of a split as float (inputs, targets): the same in every
         run with the same data seed, for image grids and artifact scores."""
-        assert self.val_set is not None, "call setup() first"
-        targets = to_unit(self.val_set.images[:n])
-        noisy = self.val_set.noisy
-        return (targets if noisy is None else noisy[:n]), targets
+        data = {"val": self.val_set, "test": self.test_set}[split]
+        assert data is not None, "call setup() first"
+        targets = to_unit(data.images[:n])
+        return (targets if data.noisy is None else data.noisy[:n]), targets
 
     def _loader(self, data: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(

