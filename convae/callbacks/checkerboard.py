@@ -1,0 +1,52 @@
+"""Checkerboard scores and pictures for every run (see convae/metrics/checkerboard.py).
+
+Scored on one fixed batch (the first ``n`` validation digits, the same in every run with
+the same data seed) at step 0, after every validation and, at the end, on the first ``n``
+test digits, so decoders can be compared at initialisation and after training.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from convae.callbacks.common import tb_step, tb_writer
+from convae.metrics.checkerboard import checkerboard_scores
+from convae.metrics.spectrum_plots import residual_image, spectrum_image, zoomed_pairs
+
+SCORES = ("cb2_incoh", "cb4_incoh", "cb2_ratio", "hf_tail_db")
+IMAGE_TAGS = ("artifacts/zoomed", "artifacts/spectrum", "artifacts/residual")
+
+
+class CheckerboardScores(pl.Callback):
+    def __init__(self, n: int = 500, images: bool = True) -> None:
+        self.n = n
+        self.images = images
+
+    @staticmethod
+    def metric_tags() -> list[str]:
+        return [f"{split}/{s}" for split in ("val", "test") for s in SCORES]
+
+    def _score(self, trainer: pl.Trainer, module: pl.LightningModule, split: str):
+        inputs, targets = trainer.datamodule.fixed_digits(self.n, split)
+        x_hat = module.reconstruct(inputs.to(module.device)).float().cpu()
+        for name, value in checkerboard_scores(x_hat, targets).items():
+            module.log(f"{split}/{name}", value, on_step=False, on_epoch=True)
+        return x_hat, targets
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        x_hat, targets = self._score(trainer, module, "val")
+        writer = tb_writer(trainer)
+        if writer is None or not self.images:
+            return
+        step = tb_step(trainer)
+        writer.add_image(IMAGE_TAGS[0], zoomed_pairs(x_hat, targets), step)
+        writer.add_image(IMAGE_TAGS[1], spectrum_image(x_hat, targets), step, dataformats="HWC")
+        writer.add_image(IMAGE_TAGS[2], residual_image(x_hat, targets), step, dataformats="HWC")
+
+    @torch.no_grad()
+    def on_test_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._score(trainer, module, "test")

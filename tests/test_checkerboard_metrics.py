@@ -1,0 +1,240 @@
+"""Checkerboard scores on real digits: synthetic artifacts, filters, and the seed decoders.
+
+Patterns are added to the output and never clipped: clipping at 0 multiplies the pattern by
+the digit mask on the (zero) background, which spreads its energy over every bin, so the
+period-2 and period-4 scores would no longer be independent (and the growth no longer a
+clean a^2). Blur uses circular padding, which makes it exactly a Fourier multiplier (a
+shift-invariant filter on the DFT's circular domain); torchvision's reflect-padded blur is
+checked too, with the looser bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+
+from convae.data.sources import load_bundled
+from convae.metrics import checkerboard
+from convae.metrics.checkerboard import band_masks, checkerboard_scores
+from convae.metrics.spectrum_plots import residual_image, spectrum_image, zoomed_pairs
+from convae.models import build_autoencoder
+
+AMPLITUDES = (0.005, 0.01, 0.02, 0.05)
+SIGMAS = (0.5, 1.0, 2.0)
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def digits() -> torch.Tensor:
+    """500 real digits, 50 per class (the bundled set is sorted by class), (500, 1, 28, 28)."""
+    images = load_bundled().images[::10]
+    return (images.to(torch.float32) / 255.0).unsqueeze(1)
+
+
+def period2(h: int, w: int) -> torch.Tensor:
+    """(-1)^(i+j): the one-pixel checkerboard of a stride-2 stage."""
+    i, j = torch.arange(h), torch.arange(w)
+    return 1.0 - 2.0 * ((i[:, None] + j[None, :]) % 2).to(torch.float32)
+
+
+def period4(h: int, w: int) -> torch.Tensor:
+    """(-1)^(i//2 + j//2): a checkerboard of 2x2 blocks, as a stride-2 stage one level up."""
+    i, j = torch.arange(h), torch.arange(w)
+    return 1.0 - 2.0 * ((i[:, None] // 2 + j[None, :] // 2) % 2).to(torch.float32)
+
+
+def gaussian_blur_circular(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = math.ceil(3 * sigma)
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :])[None, None]
+    return F.conv2d(F.pad(x, (r, r, r, r), mode="circular"), kernel)
+
+
+def seed_model_outputs(x: torch.Tensor, seed: int, upsample: str, icnr: bool) -> torch.Tensor:
+    torch.manual_seed(seed)
+    model = build_autoencoder(depths=[16, 8, 8], upsample=upsample, icnr=icnr).eval()
+    with torch.no_grad():
+        return torch.sigmoid(model(x))
+
+
+def test_band_masks_pick_the_stride_bins_for_28() -> None:
+    m = band_masks(28, 28)
+    assert m.k2.sum() == 3 and m.k4.sum() == 12
+    assert m.band2.sum() == 27 and m.band4.sum() == 108  # 3 x 9 and 12 x 9 bins, no overlap
+    assert not (m.band2 & m.band4).any() and not m.band2[0, 0] and not m.band4[0, 0]
+    k4 = {tuple(k) for k in m.k4.nonzero().tolist()}
+    assert all(ky % 7 == 0 and kx % 7 == 0 for ky, kx in k4)
+    assert not k4 & {(0, 14), (14, 0), (14, 14), (0, 0)}
+
+
+def test_identity_scores_zero(digits: torch.Tensor) -> None:
+    s = checkerboard_scores(digits, digits)
+    assert s["cb2_incoh"] == pytest.approx(0.0, abs=1e-12)
+    assert s["cb4_incoh"] == pytest.approx(0.0, abs=1e-12)
+    assert s["hf_tail_db"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("gain", [0.5, 2.0])
+def test_contrast_change_is_not_a_checkerboard(digits: torch.Tensor, gain: float) -> None:
+    s = checkerboard_scores(gain * digits, digits)
+    assert s["cb2_incoh"] == pytest.approx(0.0, abs=1e-12)
+    assert s["cb4_incoh"] == pytest.approx(0.0, abs=1e-12)
+    assert s["hf_tail_db"] == pytest.approx(20 * math.log10(gain), abs=1e-6)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_circular_blur_has_no_incoherent_energy_and_a_negative_tail(
+    digits: torch.Tensor, sigma: float
+) -> None:
+    s = checkerboard_scores(gaussian_blur_circular(digits, sigma), digits)
+    assert s["cb2_incoh"] <= 1e-12  # exact Fourier multiplier: zero up to round-off
+    assert s["cb4_incoh"] <= 1e-12
+    assert s["hf_tail_db"] < -3.0
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+def test_reflect_padded_blur_stays_below_the_artifact_floor(
+    digits: torch.Tensor, sigma: float
+) -> None:
+    blurred = TF.gaussian_blur(digits, kernel_size=2 * math.ceil(3 * sigma) + 1, sigma=sigma)
+    s = checkerboard_scores(blurred, digits)
+    assert s["cb2_incoh"] <= 5e-5
+    assert s["hf_tail_db"] < -3.0
+
+
+def test_period2_pattern_raises_cb2_scores_strictly_with_amplitude(digits: torch.Tensor) -> None:
+    scores = [checkerboard_scores(digits + a * period2(28, 28), digits) for a in AMPLITUDES]
+    incoh = [s["cb2_incoh"] for s in scores]
+    ratio = [s["cb2_ratio"] for s in scores]
+    assert all(lo < hi for lo, hi in itertools.pairwise(incoh)), incoh
+    assert all(lo < hi for lo, hi in itertools.pairwise(ratio)), ratio
+    assert all(s["hf_tail_db"] > 0 for s in scores)
+    # Quadratic in the amplitude, and about 1e-3 at a = 0.01 on MNIST.
+    assert incoh[2] / incoh[1] == pytest.approx(4.0, rel=1e-6)
+    assert 3e-4 < incoh[1] < 3e-3
+
+
+def test_period4_pattern_raises_cb4_incoh_strictly_with_amplitude(digits: torch.Tensor) -> None:
+    scores = [checkerboard_scores(digits + a * period4(28, 28), digits) for a in AMPLITUDES]
+    incoh = [s["cb4_incoh"] for s in scores]
+    assert all(lo < hi for lo, hi in itertools.pairwise(incoh)), incoh
+    assert incoh[2] / incoh[1] == pytest.approx(4.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("a", AMPLITUDES)
+def test_period2_and_period4_scores_do_not_leak_into_each_other(
+    digits: torch.Tensor, a: float
+) -> None:
+    clean = checkerboard_scores(digits, digits)
+    with_p4 = checkerboard_scores(digits + a * period4(28, 28), digits)
+    with_p2 = checkerboard_scores(digits + a * period2(28, 28), digits)
+    assert abs(with_p4["cb2_incoh"] - clean["cb2_incoh"]) <= 1e-9
+    assert abs(with_p2["cb4_incoh"] - clean["cb4_incoh"]) <= 1e-9
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pixel_shuffle_puts_stride2_energy_that_nearest_and_icnr_do_not(
+    digits: torch.Tensor, seed: int
+) -> None:
+    decoders = {
+        "nearest": ("nearest", False),
+        "pixel_shuffle": ("pixel_shuffle", False),
+        "icnr": ("pixel_shuffle", True),
+    }
+    ratio = {}
+    for name, (mode, icnr) in decoders.items():
+        outputs = seed_model_outputs(digits, seed, mode, icnr)
+        ratio[name] = checkerboard_scores(outputs, digits)["cb2_ratio"]
+    assert ratio["pixel_shuffle"] >= 5 * ratio["nearest"], ratio
+    assert ratio["icnr"] * 10 <= ratio["pixel_shuffle"], ratio
+
+
+@pytest.mark.parametrize("size", [30, 32])
+def test_any_even_size_gives_finite_scores_that_see_the_patterns(
+    digits: torch.Tensor, size: int
+) -> None:
+    pad = (size - 28) // 2
+    x = F.pad(digits, (pad, size - 28 - pad, pad, size - 28 - pad))
+    for scores in (
+        checkerboard_scores(x, x),
+        checkerboard_scores(gaussian_blur_circular(x, 1.0), x),
+        checkerboard_scores(x + 0.01 * period2(size, size), x),
+    ):
+        assert all(math.isfinite(v) for v in scores.values()), scores
+    assert checkerboard_scores(x + 0.01 * period2(size, size), x)["cb2_incoh"] > 3e-4
+    assert checkerboard_scores(x + 0.01 * period4(size, size), x)["cb4_incoh"] > 3e-4
+
+
+def test_constant_output_has_zero_stride2_share_and_a_very_negative_tail(
+    digits: torch.Tensor,
+) -> None:
+    s = checkerboard_scores(torch.full_like(digits, 0.3), digits)
+    assert s["cb2_ratio"] == 0.0
+    assert s["cb2_incoh"] == pytest.approx(0.0, abs=1e-12)
+    assert s["hf_tail_db"] < -100
+
+
+def test_odd_sizes_are_refused(digits: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="even"):
+        checkerboard_scores(digits[..., :27, :27], digits[..., :27, :27])
+
+
+def test_scores_use_one_batched_fft_per_input_not_a_loop_per_image(
+    digits: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, ...]] = []
+    fft2 = torch.fft.fft2
+
+    def counting_fft2(t: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(tuple(t.shape))
+        return fft2(t, *args, **kwargs)
+
+    monkeypatch.setattr(checkerboard.torch.fft, "fft2", counting_fft2)
+    checkerboard_scores(digits + 0.01 * period2(28, 28), digits)
+    assert calls == [(500, 28, 28), (500, 28, 28)]
+
+
+def test_scores_do_not_depend_on_batch_order(digits: torch.Tensor) -> None:
+    out = gaussian_blur_circular(digits, 1.0) + 0.01 * period2(28, 28)
+    perm = torch.randperm(digits.shape[0], generator=torch.Generator().manual_seed(0))
+    a = checkerboard_scores(out, digits)
+    b = checkerboard_scores(out[perm], digits[perm])
+    assert a == pytest.approx(b, rel=1e-9, abs=1e-15)
+
+
+def test_spectrum_image_is_an_rgb_figure_with_content(digits: torch.Tensor) -> None:
+    arr = spectrum_image(digits + 0.02 * period2(28, 28), digits)
+    assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3
+    assert arr.shape[1] > 2 * arr.shape[0]  # three panels side by side
+    assert np.unique(arr.reshape(-1, 3), axis=0).shape[0] > 50  # colour maps, not blank
+
+
+def test_residual_image_is_an_rgb_figure_with_content(digits: torch.Tensor) -> None:
+    arr = residual_image(gaussian_blur_circular(digits, 1.0), digits)
+    assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3
+    assert arr.std() > 0 and np.unique(arr.reshape(-1, 3), axis=0).shape[0] > 20
+
+
+def test_zoomed_pairs_keep_single_pixel_patterns_as_blocks(digits: torch.Tensor) -> None:
+    out = digits + 0.05 * period2(28, 28)
+    grid = zoomed_pairs(out, digits, n=8, zoom=4)
+    assert grid.dtype == torch.float32 and grid.shape[0] in (1, 3)
+    # Two rows and eight columns of 112-pixel tiles, 4-pixel padding.
+    assert grid.shape[1:] == (2 * 112 + 3 * 4, 8 * 112 + 9 * 4)
+    assert grid.min() >= 0.0 and grid.max() <= 1.0
+    tile = grid[0, 4 : 4 + 112, 4 : 4 + 112]  # first reconstruction
+    expected = F.interpolate(out[:1].clamp(0, 1), scale_factor=4, mode="nearest")[0, 0]
+    torch.testing.assert_close(tile, expected)
