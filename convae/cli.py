@@ -17,8 +17,9 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from convae.config import ConfigError
 from convae.data.idx import DataFileError
+from convae.module import TrainingDiverged
 
-USER_ERRORS = (ConfigError, DataFileError)
+USER_ERRORS = (ConfigError, DataFileError, TrainingDiverged)
 
 
 def _squash(text: str) -> str:

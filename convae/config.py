@@ -92,6 +92,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None  # torch threads; None: every core this process may use
     test: bool = True  # evaluate the best checkpoint on the test split at the end
+    resume: str | None = None  # a run folder: continue from its checkpoints/last.ckpt
+    ckpt_path: str | None = None  # or a checkpoint file inside a run folder
 
 
 def register_configs() -> None:

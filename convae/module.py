@@ -16,6 +16,10 @@ from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.models import build_autoencoder, count_parameters
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
 def reconstruction_loss(name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``bce``: binary cross-entropy on logits (the seed's); ``mse``: on sigmoid outputs."""
     if name == "bce":
@@ -62,6 +66,7 @@ class AutoencoderModule(pl.LightningModule):
         self.val_metrics = eval_metrics("val")
         self.test_metrics = eval_metrics("test")
         self.test_clean_metrics = eval_metrics("test_clean")
+        self._last_finite_loss: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits; ``reconstruct`` gives images."""
@@ -96,6 +101,15 @@ class AutoencoderModule(pl.LightningModule):
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         inputs, targets = self._training_pair(batch)
         loss = reconstruction_loss(self.loss_name, self(inputs), targets)
+        if not torch.isfinite(loss):
+            # Stop before the optimizer step and before any checkpoint sees the model.
+            last = "none" if self._last_finite_loss is None else f"{self._last_finite_loss:.4g}"
+            raise TrainingDiverged(
+                f"training loss is {loss.item()} at step {self.global_step} (last finite loss: "
+                f"{last}); try a lower optim.lr (now {self.hparams.optim['lr']}) or check the "
+                "inputs for NaN/inf"
+            )
+        self._last_finite_loss = loss.detach()
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -19,6 +20,17 @@ def job_dirname(override_dirname: str, job_num: int) -> str:
     return name or f"job{job_num}"
 
 
+def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
+    """A resumed run continues in its own folder (same TensorBoard run, same results.json);
+    any other run gets the new timestamped folder."""
+    if resume:
+        return resume
+    if ckpt_path and Path(ckpt_path).parent.name == "checkpoints":
+        return str(Path(ckpt_path).parent.parent)
+    return new
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("convae_job_dirname"):
-        OmegaConf.register_new_resolver("convae_job_dirname", job_dirname)
+    for name, fn in (("convae_job_dirname", job_dirname), ("convae_run_dir", run_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

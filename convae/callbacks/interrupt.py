@@ -1,0 +1,39 @@
+"""Pre-emption: SIGTERM (what schedulers send) or SIGINT stops training after the current
+batch and leaves a resumable ``checkpoints/last.ckpt``; ``convae-train resume=<run dir>``
+continues from it with the same data order, noise and TensorBoard run.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+
+class GracefulInterrupt(pl.Callback):
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = checkpoint
+        self.saved: Path | None = None
+        self._previous_sigint = None
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        # Lightning turns SIGTERM into SIGTERMException at the next batch boundary; route a
+        # first Ctrl-C the same way (a second one interrupts at once).
+        def on_sigint(signum, frame) -> None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            trainer._signal_connector.received_sigterm = True
+
+        self._previous_sigint = signal.signal(signal.SIGINT, on_sigint)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+
+    def on_exception(
+        self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, SIGTERMException) and trainer.training:
+            trainer.save_checkpoint(self.checkpoint)
+            self.saved = self.checkpoint
