@@ -7,13 +7,14 @@ HYDRA_FULL_ERROR=1 yourself to get the full traceback instead.
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable
+from dataclasses import fields, is_dataclass
 from typing import Any
 
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from convae.config import ConfigError
 from convae.data.idx import DataFileError
@@ -36,25 +37,42 @@ def one_line(err: BaseException) -> str:
     if isinstance(cause, OmegaConfBaseException):
         key = getattr(cause, "full_key", None) or "config"
         msg = str(getattr(cause, "msg", None) or cause).splitlines()[0]
-        if isinstance(cause, ConfigKeyError) and dataclasses.is_dataclass(cause.object_type):
-            names = ", ".join(f.name for f in dataclasses.fields(cause.object_type))
-            return f"{key}: unknown key; valid keys here: {names}"
+        kind = getattr(cause, "object_type", None)
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and is_dataclass(kind):
+            given = re.search(r"use \+(\S+)", str(err))
+            names = ", ".join(f.name for f in fields(kind))
+            return f"{given.group(1) if given else key}: unknown key; {kind.__name__} has {names}"
+        if hasattr(cause, "value") and cause.value is not None:
+            return f"{key}={cause.value!r} is invalid: {msg}"
         return f"{key}: {msg}"
     if isinstance(err, MissingConfigException):
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        options = [ln for ln in lines[2:] if not ln.startswith(("Config search", "Provider"))]
-        options = options[: options.index("") if "" in options else None]
+        lines = str(err).splitlines()
         head = lines[0].removeprefix("In 'train': ")
-        return f"{head}; available: {', '.join(options[:20])}" if options else head
+        options = []
+        for line in lines[1:]:
+            if line.strip().startswith("Config search path"):
+                break
+            if line.startswith("\t") or line.startswith("    "):
+                options.append(line.strip())
+        return f"{head}; available: {', '.join(options)}" if options else head
     if isinstance(err, ConfigCompositionException):
         return _squash(str(err))
     return f"{type(err).__name__}: {_squash(str(err))} (HYDRA_FULL_ERROR=1 shows the traceback)"
 
 
+_CONDENSE = "_CONVAE_ONE_LINE_ERRORS"
+
+
+def condensing_errors() -> bool:
+    """True unless the user asked for full tracebacks with HYDRA_FULL_ERROR=1."""
+    return os.environ.get(_CONDENSE) == "1"
+
+
 def run_cli(entry: Callable[[], Any], prog: str) -> Any:
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" and not condensing_errors():
         return entry()
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    os.environ[_CONDENSE] = "1"
     try:
         return entry()
     except KeyboardInterrupt:

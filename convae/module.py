@@ -67,6 +67,7 @@ class AutoencoderModule(pl.LightningModule):
         self.test_metrics = eval_metrics("test")
         self.test_clean_metrics = eval_metrics("test_clean")
         self._last_finite_loss: torch.Tensor | None = None
+        self.validated_at_step = -1  # global step of the latest validation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits; ``reconstruct`` gives images."""
@@ -127,6 +128,9 @@ class AutoencoderModule(pl.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self.validated_at_step = self.global_step
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, self.test_clean_metrics if dataloader_idx else self.test_metrics)

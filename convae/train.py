@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
 from convae.callbacks.interrupt import GracefulInterrupt
-from convae.cli import one_line, run_cli
-from convae.config import ConfigError, TrainConfig, register_configs, to_container, validate
+from convae.cli import condensing_errors, one_line, run_cli
+from convae.config import ConfigError, register_configs, to_container, validate
+from convae.data.datamodule import MnistDataModule
+from convae.module import AutoencoderModule
 from convae.paths import register_resolvers
 from convae.results import RESULTS, git_commit, to_floats, versions, write_json_atomic
+from convae.resume import config_for_resume, resume_checkpoint
 from convae.tb_hparams import run_hparams, write_hparams
 
 log = logging.getLogger("convae")
@@ -36,34 +40,11 @@ class Interrupted(SystemExit):
     """Training stopped on SIGTERM/SIGINT after saving a resumable checkpoint."""
 
 
-def resume_checkpoint(cfg: DictConfig) -> Path | None:
-    if cfg.ckpt_path:
-        key, path = "ckpt_path", Path(cfg.ckpt_path)
-    elif cfg.resume:
-        key, path = "resume", Path(cfg.resume) / "checkpoints" / "last.ckpt"
-    else:
-        return None
-    if not path.is_file():
-        raise ConfigError(f"{key}={cfg[key]!r} is invalid: no checkpoint at {path}")
-    return path
-
-
-def config_for_resume(cfg: DictConfig, ckpt: Path) -> DictConfig:
-    """The checkpointed run's config, with only this command line's overrides on top
-    (e.g. a larger trainer.max_epochs)."""
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
-    resumed = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved["config"])
-    for override in HydraConfig.get().overrides.task:
-        key = override.split("=", 1)[0].lstrip("+~")
-        OmegaConf.update(resumed, key, OmegaConf.select(cfg, key), merge=False)
-    return resumed
-
-
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     ckpt = resume_checkpoint(cfg)
     if ckpt is not None:
         cfg = config_for_resume(cfg, ckpt)
-    validate(cfg)
+    validate(cfg)  # before any data is loaded or model built
     started = time.time()
     torch.set_num_threads(cfg.threads or available_cores())
     pl.seed_everything(cfg.seed, workers=True)
@@ -74,49 +55,24 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     module = build_module(cfg)
     logger = build_logger(run_dir)
     trainer = build_trainer(cfg, run_dir, logger)
-    if ckpt is None:  # a resumed run has both already
-        params = {"data.source_used": dm.source_used, "params": module.num_parameters}
+    if ckpt is None:  # a resumed run has its hparams and step-0 numbers already
         tags = module.metric_tags()
         tags += [
             t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()
         ]
-        write_hparams(logger.experiment, run_hparams(to_container(cfg), **params), tags)
+        extra = {"data.source_used": dm.source_used, "params": module.num_parameters}
+        write_hparams(logger.experiment, run_hparams(to_container(cfg), **extra), tags)
         trainer.validate(module, datamodule=dm, verbose=False)  # step 0: the untrained model
     else:
-        log.info(
-            "Resuming %s from %s (step %s)",
-            run_dir,
-            ckpt,
-            torch.load(ckpt, weights_only=False)["global_step"],
-        )
+        log.info("Resuming in %s from %s", run_dir, ckpt)
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
     except SIGTERMException:
-        saved = next(cb.saved for cb in trainer.callbacks if isinstance(cb, GracefulInterrupt))
-        write_json_atomic(
-            run_dir / RESULTS,
-            {
-                "status": "interrupted",
-                "checkpoint": str(saved),
-                "resume": f"convae-train resume={run_dir}",
-                "global_step": trainer.global_step,
-                "config": to_container(cfg),
-            },
-        )
-        log.warning(
-            "Interrupted at step %d; resume with: convae-train resume=%s",
-            trainer.global_step,
-            run_dir,
-        )
+        record_interrupt(cfg, run_dir, trainer)
         raise Interrupted(143) from None
-    metrics = to_floats(trainer.callback_metrics)
-    ckpt = trainer.checkpoint_callback
-    if cfg.test:
-        best = "best" if ckpt is not None and ckpt.best_model_path else None
-        trainer.test(module, datamodule=dm, ckpt_path=best)
-        metrics.update(to_floats(trainer.callback_metrics))
-    metrics.pop("train/loss", None)  # the last batch's loss says little; the curve is in TB
 
+    metrics = final_metrics(cfg, trainer, module, dm)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results = {
         "status": "completed",
         "metrics": metrics,
@@ -127,9 +83,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "accelerator": type(trainer.accelerator).__name__,
         "resumed_from": str(ckpt) if ckpt else None,
-        "best_checkpoint": ckpt.best_model_path if ckpt else None,
+        "best_checkpoint": best or None,
         "config": to_container(cfg),
         "overrides": list(HydraConfig.get().overrides.task),
+        "launch_dir": os.getcwd(),
         "versions": versions(),
         "git_commit": git_commit(),
     }
@@ -139,16 +96,58 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return results
 
 
+def final_metrics(
+    cfg: DictConfig, trainer: pl.Trainer, module: AutoencoderModule, dm: MnistDataModule
+) -> dict[str, float]:
+    """Last validation's metrics (validating the final weights if training stopped between
+    validations, e.g. on max_steps), then the test split with the best checkpoint."""
+    if module.validated_at_step != trainer.global_step:
+        trainer.validate(module, datamodule=dm, verbose=False)
+    metrics = to_floats(trainer.callback_metrics)
+    if cfg.test:
+        ckpt = trainer.checkpoint_callback
+        best = "best" if ckpt is not None and ckpt.best_model_path else None
+        trainer.test(module, datamodule=dm, ckpt_path=best, weights_only=False)
+        metrics.update(to_floats(trainer.callback_metrics))
+    metrics.pop("train/loss", None)  # the last batch's loss says little; the curve is in TB
+    return metrics
+
+
+def record_interrupt(cfg: DictConfig, run_dir: Path, trainer: pl.Trainer) -> None:
+    saved = next(cb.saved for cb in trainer.callbacks if isinstance(cb, GracefulInterrupt))
+    if trainer.is_global_zero:
+        write_json_atomic(
+            run_dir / RESULTS,
+            {
+                "status": "interrupted",
+                "checkpoint": str(saved),
+                "resume": f"convae-train resume={run_dir}",
+                "global_step": trainer.global_step,
+                "config": to_container(cfg),
+            },
+        )
+    log.warning(
+        "Interrupted at step %d; resume: convae-train resume=%s", trainer.global_step, run_dir
+    )
+
+
 def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
     write_json_atomic(
         run_dir / RESULTS,
         {
             "status": "failed",
             "error": one_line(err),
-            "config": OmegaConf.to_container(cfg, resolve=False),
+            "config": _container_or_raw(cfg),
             "overrides": list(HydraConfig.get().overrides.task),
         },
     )
+
+
+def _container_or_raw(cfg: DictConfig) -> dict[str, Any]:
+    try:
+        return to_container(cfg)
+    except Exception:  # the failure may be an interpolation that does not resolve
+        return OmegaConf.to_container(cfg, resolve=False)
 
 
 def _remove_if_empty(run_dir: Path) -> None:
@@ -172,7 +171,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
             _remove_if_empty(run_dir)
         else:
             record_failure(cfg, run_dir, err)
-        raise
+        if hc.mode == RunMode.MULTIRUN or not condensing_errors():
+            raise  # a sweep records the failure and goes on with the other jobs
+        # Raised past Hydra, which would print its own "Error executing job" line first.
+        print(f"convae-train: error: {one_line(err)}", file=sys.stderr)
+        raise SystemExit(1) from None
     return results["metrics"].get("val/loss")  # what a sweeper such as Optuna minimises
 
 

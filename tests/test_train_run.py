@@ -109,3 +109,21 @@ def test_config_is_found_after_a_regular_non_editable_install(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(str(site))
     assert "- 32" in proc.stdout and "noise_std: 0.5" in proc.stdout
+
+
+def test_checkerboard_scores_and_pictures_are_logged_from_step_0(noisy_runs):
+    from convae.callbacks.checkerboard import IMAGE_TAGS, SCORES
+
+    acc = events(noisy_runs[0])
+    for score in SCORES:
+        assert [s for s, _ in scalars(acc, f"val/{score}")] == [0, 19, 39, 59]
+        assert len(scalars(acc, f"test/{score}")) == 1
+    for tag in IMAGE_TAGS:
+        assert [i.step for i in acc.Images(tag)] == [0, 19, 39, 59]
+    res = results(noisy_runs[0])["metrics"]
+    content = events(noisy_runs[0]).PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
+    for score in SCORES:
+        assert f"val/{score}" in res and f"test/{score}" in res
+        assert {f"val/{score}", f"test/{score}"} <= metric_tags

@@ -1,0 +1,111 @@
+"""Bad input is refused before any compute, in one line; failures never lose results."""
+
+import pytest
+import torch
+from conftest import results, train
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from convae.models import UPSAMPLERS, build_autoencoder
+
+BAD_CONFIGS = [
+    ("model.depth=3", "model.depth", "ModelConfig has depths"),
+    ("data.noise_std=abc", "data.noise_std", "'abc'"),
+    ("data.noise_std=-0.5", "data.noise_std", "-0.5"),
+    ("data.noise_std=inf", "data.noise_std", "inf"),
+    ("model.depths=[]", "model.depths", "[]"),
+    ("model.depths=[16,0,8]", "model.depths", "[16, 0, 8]"),
+    ("model.upsample=cubic", "model.upsample", "cubic"),
+    ("model.kernel_size=4", "model.kernel_size", "4"),
+    ("data.batch_size=0", "data.batch_size", "0"),
+    ("optim.lr=-0.001", "optim.lr", "-0.001"),
+    ("data.source=cifar", "data.source", "cifar"),
+    ("loss=l1", "loss", "l1"),
+    ("seed=abc", "seed", "'abc'"),
+    ("model=unet", "model/unet", "depth_16_8_8"),
+]
+
+
+@pytest.mark.parametrize("override,key,value", BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_fails_in_one_line_before_any_run_folder(tmp_path, override, key, value):
+    proc, run_dir = train(tmp_path, override, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("convae-train: error:") and key in lines[0] and value in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert run_dir is None  # nothing under outputs/runs: no checkpoints, no results
+
+
+def test_a_truncated_data_file_is_named_before_training(tmp_path):
+    from test_data import fake_mnist
+
+    folder = fake_mnist(tmp_path / "data", gz=False)
+    path = folder / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    proc, run_dir = train(tmp_path, "data.source=mnist", "data.root=data", check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert str(path.relative_to(tmp_path)) in last and "truncated" in last
+    assert not (run_dir / "checkpoints").exists()
+    assert results(run_dir)["status"] == "failed"
+
+
+def test_non_finite_loss_stops_the_run_and_is_recorded_as_failed(tmp_path):
+    proc, run_dir = train(tmp_path, "optim.lr=1e20", "trainer.max_steps=40", check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "training loss is nan at step" in last and "optim.lr" in last
+    res = results(run_dir)
+    assert res["status"] == "failed" and "last finite loss" in res["error"]
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_divergence_after_a_checkpoint_never_overwrites_the_best(tmp_path):
+    """Real Lightning run: one good epoch, then the lr is blown up until the loss is NaN."""
+    import pytorch_lightning as pl
+    from hydra import compose, initialize_config_module
+
+    from convae.build import build_datamodule, build_logger, build_module, build_trainer
+    from convae.config import register_configs
+    from convae.module import TrainingDiverged
+
+    class BlowUpLr(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                for group in trainer.optimizers[0].param_groups:
+                    group["lr"] = 1e20
+
+    register_configs()
+    with initialize_config_module(config_module="convae.conf", version_base="1.3"):
+        cfg = compose("train", ["data.source=bundled", "trainer.max_epochs=3",
+                                "trainer.enable_progress_bar=false"])  # fmt: skip
+    trainer = build_trainer(cfg, tmp_path, build_logger(tmp_path))
+    trainer.callbacks.append(BlowUpLr())
+    with pytest.raises(TrainingDiverged):
+        trainer.fit(build_module(cfg), datamodule=build_datamodule(cfg))
+    best = trainer.checkpoint_callback.best_model_path
+    assert best.endswith("best-epoch000-step20.ckpt")
+    weights = torch.load(best, weights_only=False)["state_dict"]
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best-epoch000-step20.ckpt", "last.ckpt"]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    depths=st.lists(st.integers(1, 64), min_size=1, max_size=4),
+    kernel_size=st.sampled_from([1, 3, 5, 7]),
+    upsample=st.sampled_from(sorted(UPSAMPLERS)),
+    transposed_kernel_size=st.integers(2, 5),
+    icnr=st.booleans(),
+)
+def test_any_valid_model_maps_28x28_to_a_finite_28x28(
+    depths, kernel_size, upsample, transposed_kernel_size, icnr
+):
+    model = build_autoencoder(depths=depths, kernel_size=kernel_size, upsample=upsample,
+                              transposed_kernel_size=transposed_kernel_size, icnr=icnr)  # fmt: skip
+    with torch.no_grad():
+        out = model(torch.rand(2, 1, 28, 28))
+    assert out.shape == (2, 1, 28, 28)
+    assert torch.isfinite(out).all()

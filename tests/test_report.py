@@ -1,0 +1,220 @@
+"""convae-report on a real sweep: a 2x2 convae-train sweep (upsample x seed, 5 steps each),
+plus a sweep whose only job fails validation, run once for the module."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from convae.report import ZOOM, best_mask, format_cell, metric_names
+
+BIN = Path(sys.executable).parent
+OUTPUTS = ("report.md", "report.csv", "report.tex", "report.png", "reconstructions.png")
+COMMON = [
+    "data.source=bundled",
+    "trainer.max_steps=5",
+    "threads=1",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [str(BIN / name), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def sweep(cwd: Path, *overrides: str, ok: bool = True) -> Path:
+    proc = run("convae-train", "-m", *COMMON, *overrides, cwd=cwd)
+    assert (proc.returncode == 0) == ok, proc.stderr[-3000:]
+    (folder,) = (cwd / "outputs" / "multirun").glob("*/*")
+    return folder
+
+
+def report(*args: str | Path, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = run("convae-report", *args, cwd=cwd)
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def results(folder: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/results.json")}
+
+
+def md_table(text: str) -> pd.DataFrame:
+    """The first markdown table of report.md, cells as text."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    rows = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
+    assert set(lines[1]) <= {"|", "-"}, lines[1]
+    end = next((i for i, ln in enumerate(lines[2:], 2) if not ln.startswith("| ")), len(lines))
+    return pd.DataFrame(rows[2:end], columns=rows[0])
+
+
+def parse_cell(cell: str) -> tuple[float, float, bool]:
+    bold = cell.startswith("**")
+    mean, std = cell.strip("*").split(" ± ")
+    return float(mean), (math.nan if std == "–" else float(std)), bold
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory) -> dict[str, Path]:
+    """A completed 2x2 sweep, and a sweep whose job fails (invalid data.noise_std)."""
+    good = sweep(tmp_path_factory.mktemp("good"), "model.upsample=nearest,transposed", "seed=0,1")
+    bad = sweep(tmp_path_factory.mktemp("bad"), "data.noise_std=-1", ok=False)
+    return {"good": good, "bad": bad}
+
+
+@pytest.fixture(scope="module")
+def good_report(sweeps) -> Path:
+    """convae-report with its defaults: the outputs land in the sweep folder."""
+    proc = report(sweeps["good"], cwd=sweeps["good"].parent)
+    assert "report.md" in proc.stdout
+    return sweeps["good"]
+
+
+@pytest.mark.slow
+def test_writes_five_outputs_atomically(good_report: Path) -> None:
+    for name in OUTPUTS:
+        assert (good_report / name).stat().st_size > 0, name
+    assert not list(good_report.glob(".*.tmp")), "temporary files left behind"
+    assert imread(good_report / "report.png").ndim == 3
+    text = (good_report / "report.md").read_text()
+    assert "- jobs: 4 (4 completed)" in text
+    assert "Failed or unfinished" not in text
+
+
+@pytest.mark.slow
+def test_csv_has_one_row_per_job(good_report: Path) -> None:
+    rows = list(csv.DictReader((good_report / "report.csv").open()))
+    assert len(rows) == 4
+    assert {r["status"] for r in rows} == {"completed"}
+    assert sorted((r["model.upsample"], r["seed"]) for r in rows) == [
+        ("nearest", "0"),
+        ("nearest", "1"),
+        ("transposed", "0"),
+        ("transposed", "1"),
+    ]
+    by_job = results(good_report)
+    for r in rows:
+        assert float(r["test/loss"]) == by_job[r["job"]]["metrics"]["test/loss"]
+
+
+@pytest.mark.slow
+def test_table_is_mean_and_sample_std_over_seeds(good_report: Path) -> None:
+    table = md_table((good_report / "report.md").read_text())
+    assert list(table["model.upsample"]) == ["nearest", "transposed"]
+    assert list(table["n"]) == ["2", "2"]
+    per_config: dict[str, list[dict]] = {}
+    for r in results(good_report).values():
+        per_config.setdefault(r["config"]["model"]["upsample"], []).append(r["metrics"])
+    metrics = [c for c in table.columns if "/" in c]
+    assert {"test/loss", "test/psnr", "test/ssim"} <= set(metrics)
+    assert set(metrics) == {m for ms in per_config.values() for r in ms for m in r}
+    for metric in metrics:
+        means = {}
+        for _, row in table.iterrows():
+            values = [r[metric] for r in per_config[row["model.upsample"]]]
+            mean, std, _ = parse_cell(row[metric])
+            assert mean == pytest.approx(statistics.mean(values), rel=1e-3, abs=1e-12)
+            assert std == pytest.approx(statistics.stdev(values), rel=5e-2, abs=1e-12)
+            means[row["model.upsample"]] = statistics.mean(values)
+        if metric.endswith(("loss", "psnr")):
+            pick = min if metric.endswith("loss") else max
+            best = pick(means, key=means.get)
+            bold = {
+                row["model.upsample"]: parse_cell(row[metric])[2] for _, row in table.iterrows()
+            }
+            assert bold == {k: k == best for k in means}, metric
+
+
+@pytest.mark.slow
+def test_latex_is_booktabs(good_report: Path) -> None:
+    tex = (good_report / "report.tex").read_text()
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule", "$\\pm$", "\\textbf{"):
+        assert rule in tex
+    body = tex.split("\\midrule")[1].split("\\bottomrule")[0]
+    assert [ln.split(" & ")[0].strip() for ln in body.strip().splitlines()] == [
+        "nearest",
+        "transposed",
+    ]
+
+
+@pytest.mark.slow
+def test_reconstructions_show_every_configuration_zoomed(good_report: Path) -> None:
+    image = imread(good_report / "reconstructions.png")
+    rows = 3  # targets, nearest, transposed (clean data: no noisy-input rows)
+    assert image.shape[0] >= rows * 28 * ZOOM
+    assert image.shape[1] >= 10 * 28 * ZOOM
+
+
+@pytest.mark.slow
+def test_failed_job_is_listed_under_the_table(sweeps, tmp_path: Path) -> None:
+    (failed,) = results(sweeps["bad"]).items()
+    assert failed[1]["status"] == "failed"
+    report(sweeps["good"], sweeps["bad"], "--out", tmp_path, cwd=tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    table_end = text.index("## Failed or unfinished jobs")
+    assert len(md_table(text)) == 2
+    listed = text[table_end:]
+    assert failed[0] in listed and failed[1]["error"] in listed
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert len(rows) == 5
+    assert [r["data.noise_std"] for r in rows if r["status"] == "failed"] == ["-1.0"]
+
+
+@pytest.mark.slow
+def test_unfinished_job_is_listed_and_left_out_of_the_means(sweeps, tmp_path: Path) -> None:
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweeps["good"], copy)
+    killed = next(p for p in sorted(copy.iterdir()) if "transposed,seed=1" in p.name)
+    (killed / "results.json").unlink()  # as a job killed mid-training leaves it
+    report(copy, "--metrics", "test/loss", cwd=tmp_path)
+    text = (copy / "report.md").read_text()
+    table = md_table(text)
+    assert [c for c in table.columns if "/" in c] == ["test/loss"]
+    assert list(table["n"]) == ["2", "1"]
+    assert math.isnan(parse_cell(table["test/loss"][1])[1])  # one seed: no std
+    assert f"**unfinished** `{killed.name}`" in text.split("## Failed or unfinished jobs")[1]
+
+
+def test_folder_without_results_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = report(empty, cwd=tmp_path, ok=False)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("convae-report: error:") and "results.json" in proc.stderr
+    assert not list(empty.iterdir())
+
+
+def test_best_direction_per_metric() -> None:
+    means = pd.Series([-3.0, -1.0, 2.0])
+    assert list(best_mask(means, "val/loss")) == [True, False, False]
+    assert list(best_mask(means, "test/psnr")) == [False, False, True]
+    assert list(best_mask(means, "test/hf_tail_db")) == [False, True, False]
+    assert list(best_mask(means, "test/cb2_ratio")) == [True, False, False]
+    assert not best_mask(means, "test/unknown").any()
+    assert format_cell(0.5, math.nan) == "0.5 ± –"
+    assert metric_names(["epoch", "test/ssim", "val/psnr", "test/loss"], None) == [
+        "val/psnr",
+        "test/loss",
+        "test/ssim",
+    ]
