@@ -32,6 +32,7 @@ def build_module(cfg: DictConfig) -> AutoencoderModule:
         loss=cfg.loss,
         noise_std=cfg.data.noise_std,
         seed=cfg.seed,
+        channels_last=cfg.channels_last,
         config=to_container(cfg),
     )
 

@@ -91,6 +91,7 @@ class TrainConfig:
     loss: str = "bce"  # the seed's: binary cross-entropy on logits
     seed: int = 0
     threads: int | None = None  # torch threads; None: every core this process may use
+    channels_last: bool = True  # NHWC memory format: faster convs (convae-bench measures it)
     test: bool = True  # evaluate the best checkpoint on the test split at the end
     resume: str | None = None  # a run folder: continue from its checkpoints/last.ckpt
     ckpt_path: str | None = None  # or a checkpoint file inside a run folder

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from convae.threads import available_cores
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+\-\[\]@]")
 MAX_NAME = 200  # most file systems allow 255 bytes per name
 
@@ -31,6 +33,11 @@ def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
 
 
 def register_resolvers() -> None:
-    for name, fn in (("convae_job_dirname", job_dirname), ("convae_run_dir", run_dir)):
+    resolvers = {
+        "convae_job_dirname": job_dirname,
+        "convae_run_dir": run_dir,
+        "convae_cores": available_cores,
+    }
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

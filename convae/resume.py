@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -22,6 +23,19 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"{key}={cfg[key]!r} is invalid: no checkpoint at {path}")
     return path
+
+
+def requeued_checkpoint(run_dir: Path) -> Path | None:
+    """A job requeued into its own folder (SLURM pre-emption via submitit) resumes from the
+    checkpoint its interrupted predecessor left, without being told."""
+    results, ckpt = run_dir / "results.json", run_dir / "checkpoints" / "last.ckpt"
+    if not (results.is_file() and ckpt.is_file()):
+        return None
+    try:
+        status = json.loads(results.read_text()).get("status")
+    except ValueError:
+        return None
+    return ckpt if status == "interrupted" else None
 
 
 def config_for_resume(cfg: DictConfig, ckpt: Path) -> DictConfig:

@@ -16,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
@@ -26,14 +27,11 @@ from convae.data.datamodule import MnistDataModule
 from convae.module import AutoencoderModule
 from convae.paths import register_resolvers
 from convae.results import RESULTS, git_commit, to_floats, versions, write_json_atomic
-from convae.resume import config_for_resume, resume_checkpoint
+from convae.resume import config_for_resume, requeued_checkpoint, resume_checkpoint
 from convae.tb_hparams import run_hparams, write_hparams
+from convae.threads import default_threads
 
 log = logging.getLogger("convae")
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 class Interrupted(SystemExit):
@@ -41,27 +39,37 @@ class Interrupted(SystemExit):
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    ckpt = resume_checkpoint(cfg)
+    ckpt = resume_checkpoint(cfg) or requeued_checkpoint(run_dir)
     if ckpt is not None:
         cfg = config_for_resume(cfg, ckpt)
     validate(cfg)  # before any data is loaded or model built
     started = time.time()
-    torch.set_num_threads(cfg.threads or available_cores())
+    torch.set_num_threads(cfg.threads or default_threads())
     pl.seed_everything(cfg.seed, workers=True)
     log.info("Composed config:\n%s", OmegaConf.to_yaml(cfg))
+    log.info("torch threads %d", torch.get_num_threads())
 
     dm = build_datamodule(cfg)
     dm.setup()
     module = build_module(cfg)
     logger = build_logger(run_dir)
     trainer = build_trainer(cfg, run_dir, logger)
+    log.info(
+        "Effective batch size %d (data.batch_size %d x %d processes); optim.lr %g as given, "
+        "not rescaled",
+        cfg.data.batch_size * trainer.world_size,
+        cfg.data.batch_size,
+        trainer.world_size,
+        cfg.optim.lr,
+    )
     if ckpt is None:  # a resumed run has its hparams and step-0 numbers already
         tags = module.metric_tags()
         tags += [
             t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()
         ]
         extra = {"data.source_used": dm.source_used, "params": module.num_parameters}
-        write_hparams(logger.experiment, run_hparams(to_container(cfg), **extra), tags)
+        if trainer.is_global_zero:
+            write_hparams(logger.experiment, run_hparams(to_container(cfg), **extra), tags)
         trainer.validate(module, datamodule=dm, verbose=False)  # step 0: the untrained model
     else:
         log.info("Resuming in %s from %s", run_dir, ckpt)
@@ -132,6 +140,8 @@ def record_interrupt(cfg: DictConfig, run_dir: Path, trainer: pl.Trainer) -> Non
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
+    if rank_zero_only.rank != 0:
+        return
     write_json_atomic(
         run_dir / RESULTS,
         {

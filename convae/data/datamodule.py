@@ -162,7 +162,10 @@ class MnistDataModule(pl.LightningDataModule):
     def _fixed_noisy(self, images: torch.Tensor, split: int) -> torch.Tensor | None:
         if self.noise_std == 0:
             return None
-        return add_noise(to_unit(images), self.noise_std, seeded_generator(self.seed, split))
+        # Keyed by the split seed, not the run seed: every run, whatever its seed, is
+        # scored on the same noisy images, so seeds differ only in what they train.
+        g = seeded_generator(self.split_seed, split)
+        return add_noise(to_unit(images), self.noise_std, g)
 
     def fixed_digits(self, n: int, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n`` digits of a split as float (inputs, targets): the same in every

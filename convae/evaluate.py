@@ -1,0 +1,203 @@
+"""convae-eval: a trained model on the test split, clean and at several input noise levels.
+
+Writes ``<run folder>/eval/eval.json`` (loss, PSNR, SSIM and checkerboard scores per level)
+and ``eval.png`` (per level, noisy inputs over reconstructions). The checkpoint holds the
+run's resolved config, so ``ckpt=`` is the only argument.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchvision.utils import make_grid
+
+from convae.cli import condensing_errors, one_line, run_cli
+from convae.config import ConfigError
+from convae.data.datamodule import MnistDataModule
+from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
+from convae.metrics.checkerboard import checkerboard_scores
+from convae.module import AutoencoderModule, reconstruction_loss
+from convae.results import RESULTS, write_json_atomic
+
+log = logging.getLogger("convae")
+EVAL_DIR, EVAL_JSON, EVAL_PNG = "eval", "eval.json", "eval.png"
+NOISE_SEED = 0  # not the run's seed: every model is scored on the same noisy digits
+ARTIFACT_DIGITS = 500  # checkerboard scores are batch statistics: a few hundred images
+ZOOM, PAD, LABEL_PX, DPI = 3, 2, 160, 128  # DPI 2**7: pixel sizes survive the inch round trip
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Temporary file + rename in the same folder: a reader never sees half a figure."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Argument checks before a checkpoint or data set is loaded."""
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ConfigError("ckpt is missing: give a .ckpt file or a run folder, e.g. ckpt=<run dir>")
+    stds = cfg.eval.noise_stds
+    ok = isinstance(stds, ListConfig) and len(stds) > 0
+    ok = ok and all(type(s) in (int, float) and math.isfinite(s) and s >= 0 for s in stds)
+    _check(ok, "eval.noise_stds", stds, "expected a non-empty list of finite floats >= 0")
+    for key in ("digits", "batch_size"):
+        value = cfg.eval[key]
+        _check(isinstance(value, int) and value > 0, f"eval.{key}", value, "expected an int > 0")
+    ok = cfg.threads is None or (isinstance(cfg.threads, int) and cfg.threads > 0)
+    _check(ok, "threads", cfg.threads, "expected a positive int or null (all available cores)")
+
+
+def find_checkpoint(arg: str) -> tuple[Path, Path]:
+    """(checkpoint, run folder) for a .ckpt file or a run folder (its best, else last.ckpt)."""
+    path = Path(arg).expanduser().absolute()
+    if path.is_dir():
+        ckpts = path / "checkpoints"
+        found = list(ckpts.glob("best-*.ckpt")) or list(ckpts.glob("last.ckpt"))
+        # Several best-*.ckpt only with save_top_k > 1: the latest written is the best so far.
+        _check(bool(found), "ckpt", arg, f"no checkpoints/best-*.ckpt or last.ckpt in {path}")
+        return max(found, key=lambda p: p.stat().st_mtime), path
+    _check(path.is_file(), "ckpt", arg, "no such checkpoint file or run folder")
+    return path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def load_module(ckpt: Path) -> AutoencoderModule:
+    try:
+        module = AutoencoderModule.load_from_checkpoint(
+            ckpt, map_location="cpu", weights_only=False
+        )
+    except Exception as err:
+        why = (str(err).splitlines() or [""])[0][:200]
+        raise ConfigError(f"ckpt='{ckpt}' is invalid: not a convae checkpoint ({why})") from err
+    _check(bool(module.hparams.get("config")), "ckpt", str(ckpt), "holds no run config")
+    return module.eval()
+
+
+def load_test_split(config: dict[str, Any], run_dir: Path) -> tuple[torch.Tensor, str]:
+    """The run's test split as floats, read from the source the run really used ("auto" may
+    have meant either) and its data root as seen from where the run was launched."""
+    data = {**config["data"], "noise_std": 0.0}  # noise is added here, per level
+    results = run_dir / RESULTS
+    run = json.loads(results.read_text()) if results.is_file() else {}
+    data["source"] = run.get("data_source") or data["source"]
+    data["root"] = str(Path(run.get("launch_dir", "")) / data["root"])  # absolute roots stay
+    dm = MnistDataModule(**data, seed=config["seed"])
+    dm.setup()
+    return to_unit(dm.test_set.images), str(dm.source_used)
+
+
+@torch.no_grad()
+def score(
+    module: AutoencoderModule, targets: torch.Tensor, std: float, batch_size: int
+) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+    """Metrics at one noise level, with the noisy inputs and reconstructions."""
+    # One draw for the whole split, keyed by the level: the same whatever the batch size.
+    inputs = add_noise(targets, std, seeded_generator(NOISE_SEED, TEST, round(std * 1e6)))
+    psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+    loss, outputs = 0.0, []
+    for x, y in zip(inputs.split(batch_size), targets.split(batch_size), strict=True):
+        logits = module(x)
+        loss += reconstruction_loss(module.loss_name, logits, y).item() * len(y)
+        outputs.append(torch.sigmoid(logits))
+        psnr.update(outputs[-1], y)
+        ssim.update(outputs[-1], y)
+    x_hat = torch.cat(outputs)
+    n = ARTIFACT_DIGITS
+    metrics = {"loss": loss / len(targets), "psnr": psnr.compute().item()}
+    metrics |= {"ssim": ssim.compute().item(), **checkerboard_scores(x_hat[:n], targets[:n])}
+    return metrics, inputs, x_hat
+
+
+def figure_png(rows: list[tuple[float, torch.Tensor, torch.Tensor]], digits: int) -> bytes:
+    """Per level, noisy inputs over reconstructions, ZOOM screen pixels per image pixel (so
+    period-2 checkerboards stay visible) plus a label column: exact, testable pixel sizes."""
+    tiles = torch.cat([t[:digits] for _, inputs, x_hat in rows for t in (inputs, x_hat)])
+    grid = make_grid(tiles, nrow=digits, padding=PAD, pad_value=1.0)[0].numpy()
+    h, w = ZOOM * grid.shape[0], ZOOM * grid.shape[1]
+    fig = Figure(figsize=((LABEL_PX + w) / DPI, h / DPI), dpi=DPI)
+    ax = fig.add_axes((LABEL_PX / (LABEL_PX + w), 0.0, w / (LABEL_PX + w), 1.0))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    centres = [PAD + (28 + PAD) * i + 13.5 for i in range(2 * len(rows))]
+    labels = [f"{word} σ={std:g}" for std, _, _ in rows for word in ("input", "output")]
+    ax.set_xticks([])
+    ax.set_yticks(centres, labels=labels, fontsize=8)
+    ax.tick_params(length=0)
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    started = time.time()
+    validate(cfg)
+    ckpt, run_dir = find_checkpoint(str(cfg.ckpt))
+    torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    module = load_module(ckpt)
+    config = module.hparams.config
+    targets, source = load_test_split(config, run_dir)
+    _check(cfg.eval.digits <= len(targets), "eval.digits", cfg.eval.digits, "more than the split")
+    levels, rows = [], []
+    for std in cfg.eval.noise_stds:
+        metrics, inputs, x_hat = score(module, targets, float(std), cfg.eval.batch_size)
+        levels.append({"noise_std": float(std), **metrics})
+        rows.append((float(std), inputs, x_hat))
+        log.info("noise_std=%g: %s", std, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    out = run_dir / EVAL_DIR
+    out.mkdir(exist_ok=True)
+    write_bytes_atomic(out / EVAL_PNG, figure_png(rows, cfg.eval.digits))
+    result = {
+        "checkpoint": str(ckpt),
+        "data_source": source,
+        "train_noise_std": config["data"]["noise_std"],
+        "loss_name": module.loss_name,
+        "test_images": len(targets),
+        "artifact_digits": min(ARTIFACT_DIGITS, len(targets)),
+        "levels": levels,
+        "wall_time_s": round(time.time() - started, 2),
+    }
+    write_json_atomic(out / EVAL_JSON, result)
+    log.info("Wrote %s and %s", out / EVAL_JSON, EVAL_PNG)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="pkg://convae.conf", config_name="eval")
+def hydra_main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except Exception as err:
+        if not condensing_errors():
+            raise
+        # Raised past Hydra, which would print its own "Error executing job" line first.
+        print(f"convae-eval: error: {one_line(err)}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def main() -> None:
+    run_cli(hydra_main, "convae-eval")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Multirun sweeps with the real launchers, and DDP on two CPU processes."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import results, run_script
+
+BASE = ["data.source=bundled", "trainer.max_steps=3", "trainer.enable_progress_bar=false",
+        "callbacks.artifact_digits=100"]  # fmt: skip
+
+
+def sweep(cwd: Path, *args: str, check: bool = True):
+    proc = run_script("convae-train", "-m", *BASE, *args, cwd=cwd, check=check)
+    sweeps = sorted((cwd / "outputs" / "multirun").glob("*/*"))
+    assert len(sweeps) == 1, proc.stderr
+    jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and not p.name.startswith("."))
+    return proc, sweeps[0], jobs
+
+
+def test_a_2x2_sweep_names_each_job_folder_by_its_overrides(tmp_path):
+    _, sweep_dir, jobs = sweep(tmp_path, "model.upsample=nearest,transposed", "seed=0,1",
+                               "threads=1")  # fmt: skip
+    assert (sweep_dir / "multirun.yaml").is_file()
+    names = {p.name for p in jobs}
+    assert "model.upsample=transposed,seed=1" in {
+        ",".join(part for part in n.split(",") if part.startswith(("model.", "seed")))
+        for n in names
+    }
+    assert len(jobs) == 4
+    for job in jobs:
+        res = results(job)
+        assert res["status"] == "completed"
+        assert f"model.upsample={res['config']['model']['upsample']}" in job.name
+        assert list(job.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_run_jobs_with_one_thread_each(tmp_path, launcher):
+    _, _, jobs = sweep(tmp_path, f"hydra/launcher={launcher}", "seed=0,1")
+    assert len(jobs) == 2
+    for job in jobs:
+        assert results(job)["status"] == "completed"
+        assert "torch threads 1" in (job / "train.log").read_text()
+
+
+def test_a_failing_combination_does_not_stop_the_others(tmp_path):
+    proc, _, jobs = sweep(tmp_path, "data.noise_std=0,-1,0.5", "threads=1", check=False)
+    assert proc.returncode != 0
+    status = {json.loads((j / "results.json").read_text())["config"]["data"]["noise_std"]:
+              results(j) for j in jobs}  # fmt: skip
+    assert status[0.0]["status"] == status[0.5]["status"] == "completed"
+    assert status[-1.0]["status"] == "failed"
+    assert status[-1.0]["error"].startswith("data.noise_std=-1.0 is invalid")
+
+
+def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
+    import pytorch_lightning as pl
+
+    from convae.data.datamodule import MnistDataModule
+    from convae.module import AutoencoderModule
+
+    proc = run_script("convae-train", "data.source=bundled", "trainer=ddp", "trainer.devices=2",
+                      "trainer.max_steps=20", "threads=1", "trainer.enable_progress_bar=false",
+                      cwd=tmp_path)  # fmt: skip
+    run_dir = next((tmp_path / "outputs" / "runs").glob("*/*"))
+    assert "Effective batch size 400 (data.batch_size 200 x 2 processes)" in proc.stdout
+    res = results(run_dir)  # written once, by rank 0
+    assert res["status"] == "completed" and res["global_step"] == 20
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) >= 1
+    module = AutoencoderModule.load_from_checkpoint(
+        run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    dm = MnistDataModule(source="bundled")
+    single = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, inference_mode=False)  # fmt: skip
+    (metrics,) = single.validate(module, datamodule=dm, verbose=False)
+    assert abs(metrics["val/loss"] - res["metrics"]["val/loss"]) < 1e-6
