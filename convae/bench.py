@@ -187,7 +187,7 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
             vcfg.trainer.enable_progress_bar = False
         trainer = build_trainer(vcfg, Path(tmp, "val"), build_logger(Path(tmp, "val")))
         val_times = []
-        for k in range(4):  # one warm-up pass, then the median of three
+        for k in range(1 + min(3, repeats)):  # one warm-up pass, then the median of <= 3
             t = time.perf_counter()
             trainer.validate(module, datamodule=dm, verbose=False)
             if k:
@@ -229,16 +229,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", type=Path, help="write the numbers here (atomically)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per path (>= 5)")
     p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per repeat")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before each repeat")
     p.add_argument("overrides", nargs="*", help="convae-train overrides, e.g. experiment=...")
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.steps < 1:
-        p.error("--repeats and --steps must be positive")
+    if args.repeats < 1 or args.steps < 1 or args.warmup < 1:
+        p.error("--repeats, --steps and --warmup must be positive")
     if args.repeats < 5:
         print("convae-bench: fewer than 5 repeats, for tests only", file=sys.stderr)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning.*")
-    res = bench(compose_config(args.overrides), args.repeats, args.steps)
+    res = bench(compose_config(args.overrides), args.repeats, args.steps, args.warmup)
     m, c = res["machine"], res["config"]
     print(
         f"machine: {m['cpu']}, {m['cores_available']} cores available, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -32,11 +33,25 @@ def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
     return new
 
 
+def fixed_override_keys() -> list[str]:
+    """Keys the command line sets to one value in every job; left out of job folder names,
+    so a job is named by what it changed (``model.upsample=transposed,seed=2``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(args)
+    except Exception:  # not a command line of overrides (e.g. a test harness): keep all
+        return []
+    return [o.key_or_group for o in overrides if not o.is_sweep_override()]
+
+
 def register_resolvers() -> None:
     resolvers = {
         "convae_job_dirname": job_dirname,
         "convae_run_dir": run_dir,
         "convae_cores": available_cores,
+        "convae_fixed_override_keys": fixed_override_keys,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
