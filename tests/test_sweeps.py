@@ -74,3 +74,14 @@ def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
                         enable_model_summary=False, inference_mode=False)  # fmt: skip
     (metrics,) = single.validate(module, datamodule=dm, verbose=False)
     assert abs(metrics["val/loss"] - res["metrics"]["val/loss"]) < 1e-6
+
+
+def test_the_optuna_example_minimises_the_returned_val_loss(tmp_path):
+    import yaml
+
+    _, sweep_dir, jobs = sweep(tmp_path, "experiment=optuna_search", "hydra.sweeper.n_trials=2",
+                               "threads=1")  # fmt: skip
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    losses = [results(j)["metrics"]["val/loss"] for j in jobs]
+    assert len(jobs) == 2 and best["best_value"] == pytest.approx(min(losses))
+    assert set(best["best_params"]) == {"optim.lr", "model"}
