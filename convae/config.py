@@ -5,7 +5,9 @@ any data is loaded or model built.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +100,11 @@ class TrainConfig:
 
 
 def register_configs() -> None:
+    """Makes conf/ composable: the schema in Hydra's ConfigStore, the resolvers it uses."""
+    from convae.paths import register_resolvers
+
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    register_resolvers()
 
 
 class ConfigError(ValueError):
@@ -162,3 +168,18 @@ def validate(cfg: DictConfig) -> None:
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> dotted keys, for tables and TensorBoard's HPARAMS tab; lists
+    become strings such as ``[16, 8, 8]`` so they compare and group as one value."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = json.dumps(list(value), default=str)
+        else:
+            flat[name] = value
+    return flat

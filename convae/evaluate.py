@@ -31,23 +31,13 @@ from convae.data.datamodule import MnistDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
 from convae.metrics.checkerboard import checkerboard_scores
 from convae.module import AutoencoderModule, reconstruction_loss
-from convae.results import RESULTS, write_json_atomic
+from convae.results import RESULTS, write_atomic, write_json_atomic
 
 log = logging.getLogger("convae")
 EVAL_DIR, EVAL_JSON, EVAL_PNG = "eval", "eval.json", "eval.png"
 NOISE_SEED = 0  # not the run's seed: every model is scored on the same noisy digits
 ARTIFACT_DIGITS = 500  # checkerboard scores are batch statistics: a few hundred images
 ZOOM, PAD, LABEL_PX, DPI = 3, 2, 160, 128  # DPI 2**7: pixel sizes survive the inch round trip
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Temporary file + rename in the same folder: a reader never sees half a figure."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -167,7 +157,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         log.info("noise_std=%g: %s", std, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     out = run_dir / EVAL_DIR
     out.mkdir(exist_ok=True)
-    write_bytes_atomic(out / EVAL_PNG, figure_png(rows, cfg.eval.digits))
+    write_atomic(out / EVAL_PNG, figure_png(rows, cfg.eval.digits))
     result = {
         "checkpoint": str(ckpt),
         "data_source": source,

@@ -19,9 +19,7 @@ import inspect
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,9 @@ import pandas as pd
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from convae.config import flatten
+from convae.results import write_atomic
 
 PROG = "convae-report"
 RESULTS = "results.json"
@@ -189,20 +190,6 @@ def read_sweep(sweep: Path) -> list[Job]:
 
 
 # --------------------------------------------------------------------------- tables
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> dotted keys; lists become strings such as ``[16, 8, 8]``."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list | tuple):
-            flat[name] = json.dumps(list(value), default=str)
-        else:
-            flat[name] = value
-    return flat
 
 
 def _job_name(job: Job, sweeps: Sequence[Path]) -> tuple[str, str]:
@@ -545,22 +532,6 @@ def reconstructions_figure(
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Temporary file + rename in the same folder: readers never see half a report."""
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from others
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _problem_lines(frame: pd.DataFrame) -> list[str]:

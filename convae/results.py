@@ -12,21 +12,26 @@ from typing import Any
 RESULTS = "results.json"
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Temporary file + rename in the same folder: a killed process never leaves half a file."""
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Temporary file + rename in the same folder: a killed process never leaves half a
+    file, and a reader never sees one."""
     path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
     try:
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from co-workers
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def versions() -> dict[str, str]:

@@ -13,27 +13,16 @@ from typing import Any
 
 from torch.utils.tensorboard.summary import hparams
 
+from convae.config import flatten
+
 # Plumbing that says nothing about the experiment; left out of the HPARAMS table.
 _SKIP = ("data.root", "data.download_timeout_s", "data.num_workers", "trainer.enable_progress_bar")
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys; lists and None become strings, the only types the plugin doesn't take."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, (bool, int, float, str)):
-            out[name] = value
-        else:
-            out[name] = str(value) if value is not None else "null"
-    return out
-
-
 def run_hparams(config: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     flat = flatten({k: v for k, v in config.items() if k != "hydra"})
-    flat = {k: v for k, v in flat.items() if k not in _SKIP}
+    # The plugin takes bool, number and string values only.
+    flat = {k: "null" if v is None else v for k, v in flat.items() if k not in _SKIP}
     flat.update(extra)
     return flat
 

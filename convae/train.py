@@ -25,7 +25,6 @@ from convae.cli import condensing_errors, one_line, run_cli
 from convae.config import ConfigError, register_configs, to_container, validate
 from convae.data.datamodule import MnistDataModule
 from convae.module import AutoencoderModule
-from convae.paths import register_resolvers
 from convae.results import RESULTS, git_commit, to_floats, versions, write_json_atomic
 from convae.resume import config_for_resume, requeued_checkpoint, resume_checkpoint
 from convae.tb_hparams import run_hparams, write_hparams
@@ -167,7 +166,6 @@ def _remove_if_empty(run_dir: Path) -> None:
 
 
 register_configs()
-register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://convae.conf", config_name="train")
