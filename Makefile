@@ -7,7 +7,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 ARGS ?= experiment=seed_autoencoder
 PYTEST_ARGS ?=
 
-.PHONY: install train test lint format clean
+.PHONY: install fashion-mnist train test lint format clean
 
 $(BIN)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,17 @@ $(BIN)/.convae-installed: $(BIN)/.torch-installed pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]' $(TORCH)
 	touch $@
 
-install: $(BIN)/.convae-installed
+install: $(BIN)/.convae-installed fashion-mnist
+
+# Full Fashion-MNIST from Debian's dataset-fashion-mnist (data.source=fashion_mnist), where
+# apt can install it; nothing needs it to build or test.
+FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+fashion-mnist:
+	@if [ ! -f $(FASHION) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
+		|| echo "note: could not install dataset-fashion-mnist; data.source=fashion_mnist needs it"; \
+	fi
 
 train: install
 	$(BIN)/convae-train $(ARGS)

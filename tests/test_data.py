@@ -6,7 +6,7 @@ import torch
 from convae.data.datamodule import MnistDataModule
 from convae.data.idx import DataFileError, read_idx, write_idx
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
-from convae.data.sources import load_source, raw_folder
+from convae.data.sources import DEBIAN_FASHION_MNIST, load_source, raw_folder
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +138,14 @@ def test_image_and_label_counts_must_agree(tmp_path):
     write_idx(folder / "train-labels-idx1-ubyte.gz", torch.zeros(100))
     with pytest.raises(DataFileError, match=r"240 images but .* 100 labels"):
         load_source("mnist", tmp_path)
+
+
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.joinpath("train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (make install adds it)",
+)
+def test_fashion_mnist_comes_from_debian_when_the_root_has_none(tmp_path):
+    dm = MnistDataModule(source="fashion_mnist", root=str(tmp_path))
+    dm.setup()
+    assert [len(dm.train_set), len(dm.val_set), len(dm.test_set)] == [55_000, 5_000, 10_000]
+    assert not any(tmp_path.iterdir())  # read in place, nothing copied or downloaded
