@@ -1,7 +1,8 @@
 """convae-bench: how fast is convae's Lightning path against a plain PyTorch loop?
 
 Both paths train the same architecture on the same uint8 tensors with the same optimizer and
-noise, in one process, interleaved (A/B/A/B after a warm-up round) so load drift hits both.
+noise, in one process, interleaved (A/B/A/B after a warm-up round) so load drift hits both;
+each repeat's convae/plain ratio is reported too, as neighbours in time they share its state.
 A training "step" is timed from the end of one optimizer step to the end of the next (data
 gather, noise, forward, backward, step, per-step logging), never across an epoch boundary:
 per-epoch work (checkpoints, validation) is reported separately as a fraction of an epoch.
@@ -30,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
 from convae.config import register_configs, to_container, validate
@@ -93,9 +94,10 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 def timed_trainer(cfg: DictConfig, root: Path) -> DictConfig:
     """convae-train's trainer settings, minus validation and the progress bar."""
-    cfg = copy.deepcopy(cfg)
-    with open_dict(cfg):
-        cfg.trainer.update(enable_progress_bar=False, limit_val_batches=0, max_epochs=-1)
+    cfg = OmegaConf.create(to_container(cfg))  # untyped: the schema has no model-summary key
+    cfg.trainer.update(
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, max_epochs=-1
+    )
     return cfg
 
 
@@ -152,15 +154,9 @@ def inference_rate(net: torch.nn.Module, x: torch.Tensor, fmt: torch.memory_form
     return len(x) / statistics.median(times)
 
 
-def summary(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "runs": values}  # fmt: skip
-
-
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
-                  if ln.startswith("model name")), "unknown")  # fmt: skip
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    model = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?")
     return {"cpu": model, "cores_available": len(os.sched_getaffinity(0)),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "load_average": os.getloadavg()}  # fmt: skip
@@ -168,6 +164,7 @@ def machine() -> dict[str, Any]:
 
 def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    host = machine()  # the load average before this process adds its own
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup()
@@ -178,13 +175,11 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
         _, first_step = convae_run(cfg, module, dm, Path(tmp, "warmup"), warmup, steps)
         plain(warmup, steps)
         for r in range(repeats):  # interleaved: A, B, A, B, ...
-            rates["convae"].append(
-                convae_run(cfg, module, dm, Path(tmp, f"r{r}"), warmup, steps)[0]
-            )
+            rate, _ = convae_run(cfg, module, dm, Path(tmp, f"r{r}"), warmup, steps)
+            rates["convae"].append(rate)
             rates["plain_nchw"].append(plain(warmup, steps))
-        vcfg = copy.deepcopy(cfg)
-        with open_dict(vcfg):
-            vcfg.trainer.enable_progress_bar = False
+        vcfg = OmegaConf.create(to_container(cfg))
+        vcfg.trainer.update(enable_progress_bar=False, enable_model_summary=False)
         trainer = build_trainer(vcfg, Path(tmp, "val"), build_logger(Path(tmp, "val")))
         val_times = []
         for k in range(1 + min(3, repeats)):  # one warm-up pass, then the median of <= 3
@@ -196,11 +191,14 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
     infer = {name: inference_rate(net, x, fmt, repeats)
              for name, fmt in (("nchw", torch.contiguous_format),
                                ("channels_last", torch.channels_last))}  # fmt: skip
-    train = {k: summary(v) for k, v in rates.items()}
+    train = {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+             for k, v in rates.items()}  # fmt: skip
     epoch_s = len(dm.train_set) / train["convae"]["median"]
     return {
         "train_images_per_s": train,
         "ratio_median": train["convae"]["median"] / train["plain_nchw"]["median"],
+        # Per-repeat convae/plain: neighbours in time, so slow machine drift cancels out.
+        "ratio_paired": [a / b for a, b in zip(rates["convae"], rates["plain_nchw"], strict=True)],
         "inference_images_per_s": infer,
         "validation_fraction_of_epoch": statistics.median(val_times) / epoch_s,
         "validation_seconds": statistics.median(val_times),
@@ -211,17 +209,31 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
                    "batch_size": cfg.data.batch_size, "channels_last": cfg.channels_last,
                    "noise_std": cfg.data.noise_std, "source": dm.source_used,
                    "deterministic": cfg.trainer.deterministic, "full": to_container(cfg)},
-        "machine": machine(),
+        "machine": host,
     }  # fmt: skip
 
 
-def table(res: dict[str, Any]) -> str:
-    t = res["train_images_per_s"]
+def report(res: dict[str, Any]) -> str:
+    """Machine and config first, so a pasted table says where and what it measured."""
+    t, m, c = res["train_images_per_s"], res["machine"], res["config"]
     rows = {p: {k: t[p][k] for k in ("median", "min", "max")} for p in t}
-    rows["ratio convae/plain"] = {k: t["convae"][k] / t["plain_nchw"][k] for k in rows["convae"]}
-    for name, v in res["inference_images_per_s"].items():
-        rows[f"inference {name}"] = {"median": v}
-    return pd.DataFrame.from_dict(rows, orient="index").to_string(float_format="{:.2f}".format)
+    rows["ratio of medians"] = {"median": res["ratio_median"]}
+    r = res["ratio_paired"]
+    rows["ratio per repeat pair"] = {"median": statistics.median(r), "min": min(r), "max": max(r)}
+    rows |= {f"inference {k}": {"median": v} for k, v in res["inference_images_per_s"].items()}
+    table = pd.DataFrame.from_dict(rows, orient="index").to_string(float_format="{:.2f}".format)
+    load = ", ".join(f"{x:.2f}" for x in m["load_average"])
+    return (
+        f"machine: {m['cpu']}, {m['cores_available']} cores available, {m['torch_threads']} "
+        f"torch threads, load average before the run {load}\nconfig: depths={c['depths']} upsample="
+        f"{c['upsample']} batch_size={c['batch_size']} channels_last={c['channels_last']} "
+        f"noise_std={c['noise_std']} data={c['source']}\nimages/s (training: {res['steps']} "
+        f"steps x {res['repeats']} repeats; inference: batch 1000, eval mode)\n{table}\n"
+        f"validation pass: {res['validation_seconds']:.3f} s = "
+        f"{res['validation_fraction_of_epoch']:.3f} of a training epoch; peak RSS "
+        f"{res['peak_rss_mb']:.0f} MB; {res['seconds_to_first_step']:.2f} s from process start "
+        "to the first training step"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -232,29 +244,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before each repeat")
     p.add_argument("overrides", nargs="*", help="convae-train overrides, e.g. experiment=...")
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.steps < 1 or args.warmup < 1:
+    if min(args.repeats, args.steps, args.warmup) < 1:
         p.error("--repeats, --steps and --warmup must be positive")
     if args.repeats < 5:
-        print("convae-bench: fewer than 5 repeats, for tests only", file=sys.stderr)
+        print("convae-bench: fewer than 5 repeats: for tests, not for numbers", file=sys.stderr)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning.*")
     res = bench(compose_config(args.overrides), args.repeats, args.steps, args.warmup)
-    m, c = res["machine"], res["config"]
-    print(
-        f"machine: {m['cpu']}, {m['cores_available']} cores available, "
-        f"{m['torch_threads']} torch threads, load average {m['load_average']}"
-    )
-    print(
-        f"config: depths={c['depths']} upsample={c['upsample']} batch_size={c['batch_size']} "
-        f"channels_last={c['channels_last']} noise_std={c['noise_std']} data={c['source']}"
-    )
-    print("images/s (training: convae vs plain NCHW loop; inference: batch 1000)")
-    print(table(res))
-    print(f"validation pass: {res['validation_seconds']:.3f} s = "
-          f"{res['validation_fraction_of_epoch']:.3f} of an epoch; peak RSS "
-          f"{res['peak_rss_mb']:.0f} MB; {res['seconds_to_first_step']:.2f} s from process "
-          "start to the first training step")  # fmt: skip
+    print(report(res))
     if args.json:
         write_json_atomic(args.json, res)
 

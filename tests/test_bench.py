@@ -31,9 +31,11 @@ def test_bench_writes_every_number(tmp_path):
         t = res["train_images_per_s"][path]
         assert len(t["runs"]) == 2
         assert 0 < t["min"] <= t["median"] <= t["max"]
+    assert len(res["ratio_paired"]) == 2
     assert set(res["inference_images_per_s"]) == {"nchw", "channels_last"}
     numbers = [
         res["ratio_median"],
+        *res["ratio_paired"],
         *res["inference_images_per_s"].values(),
         res["validation_fraction_of_epoch"],
         res["peak_rss_mb"],
