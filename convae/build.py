@@ -49,7 +49,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
             auto_insert_metric_name=False,
         ),
         ReconstructionGrid(n=c.image_digits),
-        CheckerboardScores(n=c.artifact_digits),
+        CheckerboardScores(n=c.artifact_digits, images_every=c.artifact_images_every),
         GracefulInterrupt(run_dir / "checkpoints" / "last.ckpt"),
     ]
     if c.early_stopping_patience is not None:
