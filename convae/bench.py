@@ -38,7 +38,6 @@ from convae.config import register_configs, to_container, validate
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.models import build_autoencoder
 from convae.module import reconstruction_loss
-from convae.paths import register_resolvers
 from convae.results import write_json_atomic
 
 
@@ -85,7 +84,6 @@ class StepTimer(pl.Callback):
 
 def compose_config(overrides: list[str]) -> DictConfig:
     register_configs()
-    register_resolvers()
     with initialize_config_module(config_module="convae.conf", version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     validate(cfg)
@@ -181,12 +179,14 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
         vcfg = OmegaConf.create(to_container(cfg))
         vcfg.trainer.update(enable_progress_bar=False, enable_model_summary=False)
         trainer = build_trainer(vcfg, Path(tmp, "val"), build_logger(Path(tmp, "val")))
-        val_times = []
-        for k in range(1 + min(3, repeats)):  # one warm-up pass, then the median of <= 3
-            t = time.perf_counter()
+        # One warm-up pass, then one whole cycle of the artifact pictures (drawn every n-th
+        # validation): the mean is what a validation costs over a run.
+        cycle = max(1, cfg.callbacks.artifact_images_every)
+        trainer.validate(module, datamodule=dm, verbose=False)
+        t = time.perf_counter()
+        for _ in range(cycle):
             trainer.validate(module, datamodule=dm, verbose=False)
-            if k:
-                val_times.append(time.perf_counter() - t)
+        val_seconds = (time.perf_counter() - t) / cycle
     x = to_unit(dm.train_set.images[:1000])
     infer = {name: inference_rate(net, x, fmt, repeats)
              for name, fmt in (("nchw", torch.contiguous_format),
@@ -200,8 +200,8 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
         # Per-repeat convae/plain: neighbours in time, so slow machine drift cancels out.
         "ratio_paired": [a / b for a, b in zip(rates["convae"], rates["plain_nchw"], strict=True)],
         "inference_images_per_s": infer,
-        "validation_fraction_of_epoch": statistics.median(val_times) / epoch_s,
-        "validation_seconds": statistics.median(val_times),
+        "validation_fraction_of_epoch": val_seconds / epoch_s,
+        "validation_seconds": val_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "seconds_to_first_step": first_step - PROCESS_START,
         "repeats": repeats, "steps": steps, "warmup_steps": warmup,
@@ -229,7 +229,7 @@ def report(res: dict[str, Any]) -> str:
         f"{c['upsample']} batch_size={c['batch_size']} channels_last={c['channels_last']} "
         f"noise_std={c['noise_std']} data={c['source']}\nimages/s (training: {res['steps']} "
         f"steps x {res['repeats']} repeats; inference: batch 1000, eval mode)\n{table}\n"
-        f"validation pass: {res['validation_seconds']:.3f} s = "
+        f"validation pass (mean over a picture cycle): {res['validation_seconds']:.3f} s = "
         f"{res['validation_fraction_of_epoch']:.3f} of a training epoch; peak RSS "
         f"{res['peak_rss_mb']:.0f} MB; {res['seconds_to_first_step']:.2f} s from process start "
         "to the first training step"
