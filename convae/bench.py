@@ -39,6 +39,7 @@ from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.models import build_autoencoder
 from convae.module import reconstruction_loss
 from convae.results import write_json_atomic
+from convae.threads import available_cores, default_threads
 
 
 def _process_start() -> float:
@@ -155,13 +156,13 @@ def inference_rate(net: torch.nn.Module, x: torch.Tensor, fmt: torch.memory_form
 def machine() -> dict[str, Any]:
     info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
     model = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?")
-    return {"cpu": model, "cores_available": len(os.sched_getaffinity(0)),
+    return {"cpu": model, "cores_available": available_cores(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "load_average": os.getloadavg()}  # fmt: skip
 
 
 def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[str, Any]:
-    torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(cfg.threads or default_threads())
     host = machine()  # the load average before this process adds its own
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)

@@ -44,9 +44,11 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
             dirpath=run_dir / "checkpoints",
             filename="best-epoch{epoch:03d}-step{step}",
             monitor=c.checkpoint_monitor,
-            mode="min",
+            mode=c.checkpoint_mode,
             save_last=c.save_last,
             auto_insert_metric_name=False,
+            # One last.ckpt, overwritten: an interrupt writes it too, and resume reads it.
+            enable_version_counter=False,
         ),
         ReconstructionGrid(n=c.image_digits),
         CheckerboardScores(n=c.artifact_digits, images_every=c.artifact_images_every),
@@ -54,7 +56,11 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
     ]
     if c.early_stopping_patience is not None:
         callbacks.append(
-            EarlyStopping(monitor=c.checkpoint_monitor, patience=c.early_stopping_patience)
+            EarlyStopping(
+                monitor=c.checkpoint_monitor,
+                mode=c.checkpoint_mode,
+                patience=c.early_stopping_patience,
+            )
         )
     return callbacks
 

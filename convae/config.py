@@ -76,8 +76,9 @@ class TrainerConfig:
 @dataclass
 class CallbacksConfig:
     checkpoint_monitor: str = "val/loss"
+    checkpoint_mode: str = "min"  # "max" for val/psnr or val/ssim
     save_last: bool = True
-    early_stopping_patience: int | None = None  # epochs without val/loss improvement
+    early_stopping_patience: int | None = None  # validations without monitor improvement
     image_digits: int = 16  # validation digits shown in the reconstruction grid
     artifact_digits: int = 500  # the fixed batch for checkerboard scores and spectra
     # Spectrum/residual pictures every n-th validation (and at step 0 and on the test split);
@@ -108,6 +109,20 @@ def register_configs() -> None:
 
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     register_resolvers()
+
+
+# Keys that say how a run was carried out, not what was trained: left out of the HPARAMS
+# table and never a reason to put two runs in different rows of a report.
+PLUMBING_KEYS = (
+    "data.root",
+    "data.download_timeout_s",
+    "data.num_workers",
+    "trainer.enable_progress_bar",
+    "threads",
+    "test",
+    "resume",
+    "ckpt_path",
+)
 
 
 class ConfigError(ValueError):
@@ -167,6 +182,23 @@ def validate(cfg: DictConfig) -> None:
         cfg.threads,
         "expected a positive int or null (all available cores)",
     )
+    _check(cfg.seed >= 0, "seed", cfg.seed, "expected an int >= 0")
+    _check(
+        not (cfg.resume and cfg.ckpt_path),
+        "ckpt_path",
+        cfg.ckpt_path,
+        "give resume=<run dir> or ckpt_path=<file>, not both",
+    )
+    c = cfg.callbacks
+    _check(c.checkpoint_mode in ("min", "max"), "callbacks.checkpoint_mode", c.checkpoint_mode,
+           "expected min or max")  # fmt: skip
+    for key in ("image_digits", "artifact_digits"):
+        _check(c[key] > 0, f"callbacks.{key}", c[key], "expected a positive int")
+    _check(c.artifact_images_every >= 0, "callbacks.artifact_images_every",
+           c.artifact_images_every, "expected an int >= 0 (0: no pictures)")  # fmt: skip
+    _check(c.early_stopping_patience is None or c.early_stopping_patience > 0,
+           "callbacks.early_stopping_patience", c.early_stopping_patience,
+           "expected a positive int or null")  # fmt: skip
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,11 +31,11 @@ from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
 from convae.metrics.checkerboard import checkerboard_scores
 from convae.module import AutoencoderModule, reconstruction_loss
 from convae.results import RESULTS, write_atomic, write_json_atomic
+from convae.threads import default_threads
 
 log = logging.getLogger("convae")
 EVAL_DIR, EVAL_JSON, EVAL_PNG = "eval", "eval.json", "eval.png"
 NOISE_SEED = 0  # not the run's seed: every model is scored on the same noisy digits
-ARTIFACT_DIGITS = 500  # checkerboard scores are batch statistics: a few hundred images
 ZOOM, PAD, LABEL_PX, DPI = 3, 2, 160, 128  # DPI 2**7: pixel sizes survive the inch round trip
 
 
@@ -115,7 +114,7 @@ def score(
         psnr.update(outputs[-1], y)
         ssim.update(outputs[-1], y)
     x_hat = torch.cat(outputs)
-    n = ARTIFACT_DIGITS
+    n = module.hparams.config["callbacks"]["artifact_digits"]  # as the run scored them
     metrics = {"loss": loss / len(targets), "psnr": psnr.compute().item()}
     metrics |= {"ssim": ssim.compute().item(), **checkerboard_scores(x_hat[:n], targets[:n])}
     return metrics, inputs, x_hat
@@ -144,7 +143,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     started = time.time()
     validate(cfg)
     ckpt, run_dir = find_checkpoint(str(cfg.ckpt))
-    torch.set_num_threads(cfg.threads or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(cfg.threads or default_threads())
     module = load_module(ckpt)
     config = module.hparams.config
     targets, source = load_test_split(config, run_dir)
@@ -153,7 +152,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for std in cfg.eval.noise_stds:
         metrics, inputs, x_hat = score(module, targets, float(std), cfg.eval.batch_size)
         levels.append({"noise_std": float(std), **metrics})
-        rows.append((float(std), inputs, x_hat))
+        rows.append((float(std), inputs[: cfg.eval.digits], x_hat[: cfg.eval.digits]))
         log.info("noise_std=%g: %s", std, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     out = run_dir / EVAL_DIR
     out.mkdir(exist_ok=True)
@@ -164,7 +163,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "train_noise_std": config["data"]["noise_std"],
         "loss_name": module.loss_name,
         "test_images": len(targets),
-        "artifact_digits": min(ARTIFACT_DIGITS, len(targets)),
+        "artifact_digits": min(config["callbacks"]["artifact_digits"], len(targets)),
         "levels": levels,
         "wall_time_s": round(time.time() - started, 2),
     }

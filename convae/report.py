@@ -31,11 +31,10 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from convae.config import flatten
-from convae.results import write_atomic
+from convae.config import PLUMBING_KEYS, flatten
+from convae.results import RESULTS, write_atomic
 
 PROG = "convae-report"
-RESULTS = "results.json"
 METRIC_PREFIXES = ("val/", "test/", "test_clean/")
 SEED = "seed"
 SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)
@@ -588,7 +587,9 @@ def build_report(sweeps: Sequence[Path], out: Path, wanted: Sequence[str] | None
     """Read the sweeps, write the five outputs into ``out``; returns their paths."""
     jobs = [job for sweep in sweeps for job in read_sweep(sweep)]
     frame = jobs_frame(jobs, sweeps)
-    config_keys = sorted({k for j in jobs for k in flatten(j.config)} | {SOURCE_USED})
+    config_keys = sorted(
+        ({k for j in jobs for k in flatten(j.config)} - set(PLUMBING_KEYS)) | {SOURCE_USED}
+    )
     completed = frame[frame["status"] == "completed"].copy()
     all_metrics = sorted({m for j in jobs for m in j.metrics}, key=_metric_order)
     metrics = metric_names(

@@ -34,6 +34,14 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's results.json, or {} when there is none (or it is unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / RESULTS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def versions() -> dict[str, str]:
     import hydra
     import pytorch_lightning

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -10,6 +9,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from convae.config import ConfigError, TrainConfig
+from convae.results import read_results
+
+_NO = object()
 
 
 def resume_checkpoint(cfg: DictConfig) -> Path | None:
@@ -26,16 +28,11 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
 
 
 def requeued_checkpoint(run_dir: Path) -> Path | None:
-    """A job requeued into its own folder (SLURM pre-emption via submitit) resumes from the
-    checkpoint its interrupted predecessor left, without being told."""
-    results, ckpt = run_dir / "results.json", run_dir / "checkpoints" / "last.ckpt"
-    if not (results.is_file() and ckpt.is_file()):
-        return None
-    try:
-        status = json.loads(results.read_text()).get("status")
-    except ValueError:
-        return None
-    return ckpt if status == "interrupted" else None
+    """A job started again in its own folder (a SLURM requeue through submitit) resumes
+    from the last checkpoint there, unless that run completed or failed."""
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    status = read_results(run_dir).get("status")
+    return ckpt if ckpt.is_file() and status in (None, "interrupted") else None
 
 
 def config_for_resume(cfg: DictConfig, ckpt: Path) -> DictConfig:
@@ -45,5 +42,10 @@ def config_for_resume(cfg: DictConfig, ckpt: Path) -> DictConfig:
     resumed = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved["config"])
     for override in HydraConfig.get().overrides.task:
         key = override.split("=", 1)[0].lstrip("+~")
+        if key in ("resume", "ckpt_path") or OmegaConf.select(resumed, key, default=_NO) is _NO:
+            # a group choice (upsample=..., experiment=...): the checkpointed config
+            # already holds what it set; to change it on resume, set its keys instead
+            continue
         OmegaConf.update(resumed, key, OmegaConf.select(cfg, key), merge=False)
+    resumed.resume, resumed.ckpt_path = cfg.resume, cfg.ckpt_path
     return resumed

@@ -13,16 +13,13 @@ from typing import Any
 
 from torch.utils.tensorboard.summary import hparams
 
-from convae.config import flatten
-
-# Plumbing that says nothing about the experiment; left out of the HPARAMS table.
-_SKIP = ("data.root", "data.download_timeout_s", "data.num_workers", "trainer.enable_progress_bar")
+from convae.config import PLUMBING_KEYS, flatten
 
 
 def run_hparams(config: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     flat = flatten({k: v for k, v in config.items() if k != "hydra"})
     # The plugin takes bool, number and string values only.
-    flat = {k: "null" if v is None else v for k, v in flat.items() if k not in _SKIP}
+    flat = {k: "null" if v is None else v for k, v in flat.items() if k not in PLUMBING_KEYS}
     flat.update(extra)
     return flat
 

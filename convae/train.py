@@ -25,10 +25,17 @@ from convae.cli import condensing_errors, one_line, run_cli
 from convae.config import ConfigError, register_configs, to_container, validate
 from convae.data.datamodule import MnistDataModule
 from convae.module import AutoencoderModule
-from convae.results import RESULTS, git_commit, to_floats, versions, write_json_atomic
+from convae.results import (
+    RESULTS,
+    git_commit,
+    read_results,
+    to_floats,
+    versions,
+    write_json_atomic,
+)
 from convae.resume import config_for_resume, requeued_checkpoint, resume_checkpoint
 from convae.tb_hparams import run_hparams, write_hparams
-from convae.threads import default_threads
+from convae.threads import available_cores, default_threads
 
 log = logging.getLogger("convae")
 
@@ -46,43 +53,49 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads or default_threads())
     pl.seed_everything(cfg.seed, workers=True)
     log.info("Composed config:\n%s", OmegaConf.to_yaml(cfg))
-    log.info("torch threads %d", torch.get_num_threads())
 
     dm = build_datamodule(cfg)
     dm.setup()
     module = build_module(cfg)
     logger = build_logger(run_dir)
     trainer = build_trainer(cfg, run_dir, logger)
+    if cfg.threads is None and trainer.num_devices > 1 and cfg.trainer.accelerator == "cpu":
+        torch.set_num_threads(max(1, available_cores() // trainer.num_devices))  # CPU DDP
     log.info(
-        "Effective batch size %d (data.batch_size %d x %d processes); optim.lr %g as given, "
-        "not rescaled",
+        "torch threads %d; effective batch size %d (data.batch_size %d x %d processes); "
+        "optim.lr %g as given, not rescaled",
+        torch.get_num_threads(),
         cfg.data.batch_size * trainer.world_size,
         cfg.data.batch_size,
         trainer.world_size,
         cfg.optim.lr,
     )
-    if ckpt is None:  # a resumed run has its hparams and step-0 numbers already
-        tags = module.metric_tags()
-        tags += [
-            t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()
-        ]
-        extra = {"data.source_used": dm.source_used, "params": module.num_parameters}
-        if trainer.is_global_zero:
-            write_hparams(logger.experiment, run_hparams(to_container(cfg), **extra), tags)
-        trainer.validate(module, datamodule=dm, verbose=False)  # step 0: the untrained model
-    else:
-        log.info("Resuming in %s from %s", run_dir, ckpt)
+    overrides = run_overrides(run_dir, resumed=ckpt is not None)
     try:
+        if ckpt is None:  # a resumed run has its hparams and step-0 numbers already
+            if trainer.is_global_zero:
+                write_hparams(
+                    logger.experiment,
+                    run_hparams(to_container(cfg), **{"data.source_used": dm.source_used,
+                                                      "params": module.num_parameters}),
+                    metric_tags(module, trainer),
+                )  # fmt: skip
+            trainer.validate(module, datamodule=dm, verbose=False)  # step 0: untrained model
+        else:
+            log.info("Resuming in %s from %s", run_dir, ckpt)
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
+        metrics = final_metrics(cfg, trainer, module, dm)
     except SIGTERMException:
-        record_interrupt(cfg, run_dir, trainer)
+        record_interrupt(cfg, run_dir, trainer, overrides)
         raise Interrupted(143) from None
 
-    metrics = final_metrics(cfg, trainer, module, dm)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    checkpoint = trainer.checkpoint_callback
+    best_score = checkpoint.best_model_score if checkpoint else None
     results = {
         "status": "completed",
         "metrics": metrics,
+        # the best validation value of the monitored metric (its checkpoint is the tested one)
+        "best_monitor": float(best_score) if best_score is not None else None,
         "data_source": dm.source_used,
         "params": module.num_parameters,
         "wall_time_s": round(time.time() - started, 2),
@@ -90,9 +103,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "accelerator": type(trainer.accelerator).__name__,
         "resumed_from": str(ckpt) if ckpt else None,
-        "best_checkpoint": best or None,
+        "best_checkpoint": (checkpoint.best_model_path if checkpoint else "") or None,
         "config": to_container(cfg),
-        "overrides": list(HydraConfig.get().overrides.task),
+        "overrides": overrides,
         "launch_dir": os.getcwd(),
         "versions": versions(),
         "git_commit": git_commit(),
@@ -101,6 +114,23 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         write_json_atomic(run_dir / RESULTS, results)
     log.info("Results in %s: %s", run_dir / RESULTS, metrics)
     return results
+
+
+def metric_tags(module: AutoencoderModule, trainer: pl.Trainer) -> list[str]:
+    """Every scalar a finished run has: the HPARAMS tab's metric columns."""
+    tags = module.metric_tags()
+    return tags + [
+        t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()
+    ]
+
+
+def run_overrides(run_dir: Path, resumed: bool) -> list[str]:
+    """The command-line overrides that made this run; a resumed run keeps its first ones."""
+    current = [
+        o for o in HydraConfig.get().overrides.task if not o.startswith(("resume=", "ckpt_path="))
+    ]
+    previous = read_results(run_dir).get("overrides") if resumed else None
+    return list(previous or []) + [o for o in current if o not in (previous or [])]
 
 
 def final_metrics(
@@ -120,29 +150,33 @@ def final_metrics(
     return metrics
 
 
-def record_interrupt(cfg: DictConfig, run_dir: Path, trainer: pl.Trainer) -> None:
+def record_interrupt(
+    cfg: DictConfig, run_dir: Path, trainer: pl.Trainer, overrides: list[str]
+) -> None:
     saved = next(cb.saved for cb in trainer.callbacks if isinstance(cb, GracefulInterrupt))
     if trainer.is_global_zero:
         write_json_atomic(
             run_dir / RESULTS,
             {
                 "status": "interrupted",
-                "checkpoint": str(saved),
-                "resume": f"convae-train resume={run_dir}",
+                "checkpoint": str(saved) if saved else None,
+                "resume": f"convae-train resume={run_dir}" if saved else "run it again",
                 "global_step": trainer.global_step,
                 "config": to_container(cfg),
+                "overrides": overrides,
             },
         )
-    log.warning(
-        "Interrupted at step %d; resume: convae-train resume=%s", trainer.global_step, run_dir
-    )
+    log.warning("Interrupted at step %d (checkpoint: %s)", trainer.global_step, saved)
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
+    """results.json says failed, unless it holds a finished or interrupted run (a resume
+    that failed): that record stays, and the failure goes beside it."""
     if rank_zero_only.rank != 0:
         return
+    keep = read_results(run_dir).get("status") in ("completed", "interrupted")
     write_json_atomic(
-        run_dir / RESULTS,
+        run_dir / ("failed_resume.json" if keep else RESULTS),
         {
             "status": "failed",
             "error": one_line(err),

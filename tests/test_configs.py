@@ -95,3 +95,22 @@ def test_invalid_values_are_named_in_one_line(override, key):
         validate(cfg)
     message = str(err.value)
     assert message.startswith(f"{key}=") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("callbacks.checkpoint_mode=best", "callbacks.checkpoint_mode"),
+        ("callbacks.artifact_images_every=-1", "callbacks.artifact_images_every"),
+        ("callbacks.artifact_digits=0", "callbacks.artifact_digits"),
+        ("seed=-3", "seed"),
+    ],
+)
+def test_invalid_callback_and_seed_values_are_refused(override, key):
+    with pytest.raises(ConfigError, match=rf"^{key}="):
+        validate(compose_train(override))
+
+
+def test_resume_and_ckpt_path_together_are_refused():
+    with pytest.raises(ConfigError, match=r"^ckpt_path="):
+        validate(compose_train("resume=a", "ckpt_path=b/checkpoints/last.ckpt"))

@@ -36,3 +36,18 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
     acc = events(run_dir)
     assert [s for s, _ in scalars(acc, "train/loss")] == list(range(100))
     assert scalars(acc, "train/loss") == scalars(events(straight), "train/loss")
+
+
+def test_a_requeued_job_resumes_from_the_last_checkpoint_in_its_folder(tmp_path):
+    """What a SLURM requeue does: the same command again, into the same folder."""
+    args = ["upsample=bilinear", "callbacks.artifact_images_every=0"]
+    (tmp_path / "job").mkdir()
+    (tmp_path / "straight").mkdir()
+    _, run_dir = train(tmp_path / "job", *args, "trainer.max_steps=40")
+    (run_dir / "results.json").unlink()  # killed before it could write anything
+    train(tmp_path / "job", *args, "trainer.max_steps=60", f"hydra.run.dir={run_dir}")
+    _, straight = train(tmp_path / "straight", *args, "trainer.max_steps=60")
+    res = results(run_dir)
+    assert res["resumed_from"].endswith("last.ckpt") and res["global_step"] == 60
+    assert res["metrics"] == results(straight)["metrics"]
+    assert [s for s, _ in scalars(events(run_dir), "train/loss")] == list(range(60))

@@ -40,8 +40,10 @@ class CheckerboardScores(pl.Callback):
             # keeps DDP from warning (the mean of equal values is that value).
             module.log(f"{split}/{name}", value, on_step=False, on_epoch=True, sync_dist=True)
         writer = tb_writer(trainer)
-        due = split == "test" or self._validations % self.images_every == 0
-        if writer is not None and self.images_every > 0 and due:
+        due = self.images_every > 0 and (
+            split == "test" or self._validations % self.images_every == 0
+        )
+        if writer is not None and due:
             step = tb_step(trainer)
             writer.add_image(IMAGE_TAGS[0], zoomed_pairs(x_hat, targets), step)
             writer.add_image(IMAGE_TAGS[1], spectrum_image(x_hat, targets), step, dataformats="HWC")

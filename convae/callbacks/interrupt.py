@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 
@@ -28,12 +29,18 @@ class GracefulInterrupt(pl.Callback):
         self._previous_sigint = signal.signal(signal.SIGINT, on_sigint)
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._restore_sigint()
+
+    def _restore_sigint(self) -> None:
         if self._previous_sigint is not None:
             signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
     def on_exception(
         self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException
     ) -> None:
-        if isinstance(exception, SIGTERMException) and trainer.training:
+        self._restore_sigint()
+        # Also mid-validation during fit: the loops' state lets Lightning redo that pass.
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
             trainer.save_checkpoint(self.checkpoint)
             self.saved = self.checkpoint

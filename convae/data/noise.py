@@ -2,8 +2,9 @@
 
 Training noise is fresh every step yet reproducible: its generator is seeded from
 (seed, step, rank), so a resumed run draws the same noise a straight run would.
-Evaluation noise is drawn once per split and stored, so every epoch and every run with
-the same seed sees the same noisy images, whatever the batch size or number of processes.
+Evaluation noise is drawn once per split from the data split seed and stored, so every
+epoch and every run (whatever its seed) sees the same noisy images, whatever the batch size
+or number of processes.
 """
 
 from __future__ import annotations

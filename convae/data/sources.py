@@ -87,6 +87,7 @@ def download(source: str, root: str | Path, timeout_s: float) -> Path:
             dataset_cls(tmp, train=True, download=True)
             dataset_cls(tmp, train=False, download=True)
             target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)  # incomplete, or we would not be here
             shutil.move(str(raw_folder(source, tmp)), target)
     except DataFileError:
         raise
