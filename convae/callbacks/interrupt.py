@@ -28,6 +28,13 @@ class GracefulInterrupt(pl.Callback):
 
         self._previous_sigint = signal.signal(signal.SIGINT, on_sigint)
 
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
+        # One optimizer, no accumulation: the logging step is the global step. Lightning
+        # adds one to it when restoring a checkpoint saved at an epoch's end, which would
+        # leave a gap in every curve of a resumed run.
+        loop = trainer.fit_loop.epoch_loop
+        loop._batches_that_stepped = trainer.global_step
+
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._restore_sigint()
 

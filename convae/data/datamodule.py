@@ -50,17 +50,23 @@ def keep_batch(batch):
 
 class EpochShuffle(Sampler[int]):
     """A permutation per epoch drawn from (seed, epoch) alone, so a run resumed in epoch e
-    sees the order a straight run sees; Lightning calls ``set_epoch``. ``resume_at`` makes
-    the next pass over that epoch skip the samples a resumed run has already trained on."""
+    sees the order a straight run sees. The epoch comes from ``epoch_fn`` (the trainer's
+    ``current_epoch``, which survives every kind of restart) or else from ``set_epoch``.
+    ``resume_at`` makes the next pass over that epoch skip what was already trained on."""
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, epoch_fn: Callable[[], int] | None = None) -> None:
         self.n = n
         self.seed = seed
-        self.epoch = 0
+        self.epoch_fn = epoch_fn
+        self._epoch = 0
         self._resume: tuple[int, int] | None = None  # (epoch, samples to skip)
 
+    @property
+    def epoch(self) -> int:
+        return self.epoch_fn() if self.epoch_fn is not None else self._epoch
+
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch = epoch
 
     def resume_at(self, epoch: int, samples_done: int) -> None:
         self._resume = (epoch, samples_done)
@@ -69,9 +75,10 @@ class EpochShuffle(Sampler[int]):
         return self.n
 
     def __iter__(self):
-        perm = torch.randperm(self.n, generator=seeded_generator(self.seed, SHUFFLE, self.epoch))
+        epoch = self.epoch
+        perm = torch.randperm(self.n, generator=seeded_generator(self.seed, SHUFFLE, epoch))
         skip = 0
-        if self._resume is not None and self._resume[0] == self.epoch:
+        if self._resume is not None and self._resume[0] == epoch:
             skip = self._resume[1]
         self._resume = None
         return iter(perm[skip:].tolist())
@@ -190,6 +197,9 @@ class MnistDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
     def train_dataloader(self) -> DataLoader:
         def batches_done() -> int:  # optimizer steps taken in the current epoch
             return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -197,7 +207,7 @@ class MnistDataModule(pl.LightningDataModule):
         return ResumableLoader(
             self.train_set,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(len(self.train_set), self.seed),
+            sampler=EpochShuffle(len(self.train_set), self.seed, epoch_fn=self._current_epoch),
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
