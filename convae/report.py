@@ -20,6 +20,7 @@ import io
 import json
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -526,7 +527,9 @@ def reconstructions_figure(
         ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        # wrapped, so long configuration names stay inside the label column
+        wrapped = "\n".join(textwrap.fill(part, 44) for part in label.split("\n"))
+        ax.set_ylabel(wrapped, rotation=0, ha="right", va="center", fontsize=8)
     return _png(fig, dpi=dpi), notes
 
 
