@@ -30,7 +30,7 @@ from convae.data.datamodule import MnistDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
 from convae.metrics.checkerboard import checkerboard_scores
 from convae.module import AutoencoderModule, reconstruction_loss
-from convae.results import RESULTS, write_atomic, write_json_atomic
+from convae.results import RESULTS, tested_checkpoint, write_atomic, write_json_atomic
 from convae.threads import default_threads
 
 log = logging.getLogger("convae")
@@ -60,14 +60,13 @@ def validate(cfg: DictConfig) -> None:
 
 
 def find_checkpoint(arg: str) -> tuple[Path, Path]:
-    """(checkpoint, run folder) for a .ckpt file or a run folder (its best, else last.ckpt)."""
+    """(checkpoint, run folder) for a .ckpt file or a run folder (the checkpoint its test
+    metrics came from)."""
     path = Path(arg).expanduser().absolute()
     if path.is_dir():
-        ckpts = path / "checkpoints"
-        found = list(ckpts.glob("best-*.ckpt")) or list(ckpts.glob("last.ckpt"))
-        # Several best-*.ckpt only with save_top_k > 1: the latest written is the best so far.
-        _check(bool(found), "ckpt", arg, f"no checkpoints/best-*.ckpt or last.ckpt in {path}")
-        return max(found, key=lambda p: p.stat().st_mtime), path
+        found = tested_checkpoint(path)
+        _check(found is not None, "ckpt", arg, f"no best or last checkpoint in {path}/checkpoints")
+        return found, path
     _check(path.is_file(), "ckpt", arg, "no such checkpoint file or run folder")
     return path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
 

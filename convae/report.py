@@ -33,7 +33,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from convae.config import PLUMBING_KEYS, flatten
-from convae.results import RESULTS, write_atomic
+from convae.results import RESULTS, tested_checkpoint, write_atomic
 
 PROG = "convae-report"
 METRIC_PREFIXES = ("val/", "test/", "test_clean/")
@@ -441,14 +441,7 @@ def _data_kwargs(job: Job) -> dict[str, Any]:
 
 
 def checkpoint_of(job: Job) -> Path | None:
-    """The weights the job's test metrics came from: the best checkpoint when there was
-    one (also looked up next to the job, if the sweep was moved), else last.ckpt."""
-    candidates = []
-    best = job.results.get("best_checkpoint")
-    if best:
-        candidates += [Path(best), job.folder / "checkpoints" / Path(best).name]
-    candidates.append(job.folder / "checkpoints" / "last.ckpt")
-    return next((c for c in candidates if c.is_file()), None)
+    return tested_checkpoint(job.folder, job.results)
 
 
 def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:

@@ -42,6 +42,16 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
         return {}
 
 
+def tested_checkpoint(run_dir: str | Path, results: dict[str, Any] | None = None) -> Path | None:
+    """The weights a run's test metrics came from: its best checkpoint (also found beside
+    the run when the folder was moved), else checkpoints/last.ckpt; None if neither."""
+    run_dir = Path(run_dir)
+    best = (read_results(run_dir) if results is None else results).get("best_checkpoint")
+    candidates = [Path(best), run_dir / "checkpoints" / Path(best).name] if best else []
+    candidates.append(run_dir / "checkpoints" / "last.ckpt")
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def versions() -> dict[str, str]:
     import hydra
     import pytorch_lightning
