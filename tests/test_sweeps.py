@@ -62,7 +62,7 @@ def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
                       "trainer.max_steps=20", "threads=1", "trainer.enable_progress_bar=false",
                       cwd=tmp_path)  # fmt: skip
     run_dir = next((tmp_path / "outputs" / "runs").glob("*/*"))
-    assert "Effective batch size 400 (data.batch_size 200 x 2 processes)" in proc.stdout
+    assert "effective batch size 400 (data.batch_size 200 x 2 processes)" in proc.stdout
     res = results(run_dir)  # written once, by rank 0
     assert res["status"] == "completed" and res["global_step"] == 20
     assert len(list(run_dir.glob("events.out.tfevents.*"))) >= 1
