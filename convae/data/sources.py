@@ -79,11 +79,10 @@ def download(source: str, root: str | Path, timeout_s: float) -> Path:
 
     dataset_cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}[source]
     target = raw_folder(source, root)
-    target.parent.parent.mkdir(parents=True, exist_ok=True)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)
-    try:
-        with tempfile.TemporaryDirectory(dir=target.parent.parent, prefix=".download-") as tmp:
+    try:  # nothing under root until the download is complete
+        with tempfile.TemporaryDirectory(prefix="convae-download-") as tmp:
             dataset_cls(tmp, train=True, download=True)
             dataset_cls(tmp, train=False, download=True)
             target.parent.mkdir(parents=True, exist_ok=True)
