@@ -440,10 +440,6 @@ def _data_kwargs(job: Job) -> dict[str, Any]:
     return data
 
 
-def checkpoint_of(job: Job) -> Path | None:
-    return tested_checkpoint(job.folder, job.results)
-
-
 def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
     """(targets, noisy inputs or None, reconstructions) for the first ``n`` test digits."""
     import torch
@@ -452,7 +448,7 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
     from convae.data.noise import to_unit
     from convae.module import AutoencoderModule
 
-    ckpt = checkpoint_of(job)
+    ckpt = tested_checkpoint(job.folder, job.results)
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint in {job.folder / 'checkpoints'}")
     kwargs = _data_kwargs(job)
