@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image import PeakSignalNoiseRatio
 
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
+from convae.metrics.ssim import FastSSIM
 from convae.models import build_autoencoder, count_parameters
 
 
@@ -37,7 +38,7 @@ def eval_metrics(prefix: str) -> nn.ModuleDict:
         {
             f"{prefix}/loss": MeanMetric(),
             f"{prefix}/psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
-            f"{prefix}/ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+            f"{prefix}/ssim": FastSSIM(data_range=1.0),
         }
     )
 
@@ -119,7 +120,9 @@ class AutoencoderModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
-    def _eval_step(self, batch: Any, metrics: nn.ModuleDict) -> None:
+    def _eval_step(self, batch: Any, metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
+        """Updates the split's metrics; returns the batch's inputs and reconstructions for
+        the callbacks that draw and score the fixed digits (convae/callbacks/common.py)."""
         inputs, targets = self._eval_pair(batch)
         logits = self(inputs)
         x_hat = torch.sigmoid(logits)
@@ -130,15 +133,20 @@ class AutoencoderModule(pl.LightningModule):
             else:
                 metric.update(x_hat, targets)
             self.log(tag, metric, on_step=False, on_epoch=True, add_dataloader_idx=False)
+        return {"inputs": inputs, "x_hat": x_hat}
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch, self.val_metrics)
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         self.validated_at_step = self.global_step
 
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, self.test_clean_metrics if dataloader_idx else self.test_metrics)
+    def test_step(
+        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, torch.Tensor]:
+        return self._eval_step(
+            batch, self.test_clean_metrics if dataloader_idx else self.test_metrics
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return instantiate(self.hparams.optim)(params=self.parameters())
