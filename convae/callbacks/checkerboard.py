@@ -10,31 +10,31 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from convae.callbacks.common import tb_step, tb_writer
+from convae.callbacks.common import FixedDigitsCallback, tb_step, tb_writer
 from convae.metrics.checkerboard import checkerboard_scores
-from convae.metrics.spectrum_plots import residual_image, spectrum_image, zoomed_pairs
+from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, zoomed_pairs
 
 SCORES = ("cb2_incoh", "cb4_incoh", "cb2_ratio", "hf_tail_db")
 IMAGE_TAGS = ("artifacts/zoomed", "artifacts/spectrum", "artifacts/residual")
 
 
-class CheckerboardScores(pl.Callback):
+class CheckerboardScores(FixedDigitsCallback):
     """Scores after every validation; the pictures (matplotlib, about 0.2 s) at step 0, every
     ``images_every``-th validation and for the test split at the end, so that validation
     stays cheap next to an epoch of training."""
 
     def __init__(self, n: int = 500, images_every: int = 5) -> None:
-        self.n = n
+        super().__init__(n)
         self.images_every = images_every
         self._validations = 0
+        self._spectrum, self._residual = SpectrumFigure(), ResidualFigure()
 
     @staticmethod
     def metric_tags() -> list[str]:
         return [f"{split}/{s}" for split in ("val", "test") for s in SCORES]
 
     def _score(self, trainer: pl.Trainer, module: pl.LightningModule, split: str) -> None:
-        inputs, targets = trainer.datamodule.fixed_digits(self.n, split)
-        x_hat = module.reconstruct(inputs.to(module.device)).float().cpu()
+        _, x_hat, targets = self.fixed_digits(trainer, module, split)
         for name, value in checkerboard_scores(x_hat, targets).items():
             # Every process scores the same digits with the same weights; sync_dist only
             # keeps DDP from warning (the mean of equal values is that value).
@@ -46,8 +46,8 @@ class CheckerboardScores(pl.Callback):
         if writer is not None and due:
             step = tb_step(trainer)
             writer.add_image(IMAGE_TAGS[0], zoomed_pairs(x_hat, targets), step)
-            writer.add_image(IMAGE_TAGS[1], spectrum_image(x_hat, targets), step, dataformats="HWC")
-            writer.add_image(IMAGE_TAGS[2], residual_image(x_hat, targets), step, dataformats="HWC")
+            writer.add_image(IMAGE_TAGS[1], self._spectrum(x_hat, targets), step, dataformats="HWC")
+            writer.add_image(IMAGE_TAGS[2], self._residual(x_hat, targets), step, dataformats="HWC")
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:

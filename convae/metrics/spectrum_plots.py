@@ -3,8 +3,9 @@
 ``spectrum_image`` and ``residual_image`` return RGB uint8 arrays (H, W, 3) for
 ``SummaryWriter.add_image(tag, arr, step, dataformats="HWC")``; ``zoomed_pairs`` returns a
 float (3, H, W) grid for ``add_image`` as is. Figures are drawn on their own
-``Figure`` + Agg canvas, never through pyplot, so they are thread-safe, leak nothing and
-need no display.
+``Figure`` + Agg canvas, never through pyplot, so they leak nothing and need no display;
+a ``SpectrumFigure`` or ``ResidualFigure`` is reused by its owner (one per callback), the
+functions draw one-offs.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ from torchvision.utils import make_grid
 
 from convae.metrics.checkerboard import batch_spectra
 
-__all__ = ["figure_to_array", "residual_image", "spectrum_image", "zoomed_pairs"]
+__all__ = [
+    "ResidualFigure",
+    "SpectrumFigure",
+    "residual_image",
+    "spectrum_image",
+    "zoomed_pairs",
+]
 
 DPI = 80
-
-
-def figure_to_array(fig: Figure) -> np.ndarray:
-    """Renders a figure on an Agg canvas to an RGB uint8 array (H, W, 3)."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _images(t: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,29 @@ def _images(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, *t.shape[-2:])
 
 
-def spectrum_image(x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
+class _ReusedFigure:
+    """A figure built once per image size and redrawn with new data: building axes and
+    colour bars is about two thirds of matplotlib's cost, and the pictures are redrawn at
+    every few validations."""
+
+    def __init__(self) -> None:
+        self._size: tuple[int, int] | None = None
+
+    def _build(self, h: int, w: int) -> None:
+        raise NotImplementedError
+
+    def _canvas_for(self, h: int, w: int) -> FigureCanvasAgg:
+        if self._size != (h, w):
+            self._build(h, w)
+            self._size = (h, w)
+        return self.canvas
+
+    def _render(self) -> np.ndarray:
+        self.canvas.draw()
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
+
+
+class SpectrumFigure(_ReusedFigure):
     """Log power spectra of outputs and targets and their ratio, centred (DC in the middle).
 
     Mean |F|^2 over the batch, shown as log10 on a shared colour scale for the two spectra,
@@ -44,45 +66,76 @@ def spectrum_image(x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
     to N/2 - 1, so stride-2 peaks sit on the left/top edges and corners and period-4 peaks
     half-way to the centre.
     """
-    s = batch_spectra(x_hat, x)
-    h, w = s.sxx.shape
-    tiny = 1e-12 * float(s.syy.sum()) / s.n / (h * w) + 1e-30
-    p_out = torch.fft.fftshift(s.sxx / s.n).cpu().numpy() + tiny
-    p_tgt = torch.fft.fftshift(s.syy / s.n).cpu().numpy() + tiny
-    log_out, log_tgt = np.log10(p_out), np.log10(p_tgt)
-    ratio_db = 10.0 * (log_out - log_tgt)
-    lo = float(min(log_out.min(), log_tgt.min()))
-    hi = float(max(log_out.max(), log_tgt.max()))
-    lim = max(float(np.abs(ratio_db).max()), 1.0)
-    extent = (-w / 2 - 0.5, w / 2 - 0.5, h / 2 - 0.5, -h / 2 - 0.5)
 
-    fig = Figure(figsize=(9, 3), dpi=DPI)
-    axes = fig.subplots(1, 3)
-    panels = [
-        (log_out, "output log10 power", "viridis", lo, hi),
-        (log_tgt, "target log10 power", "viridis", lo, hi),
-        (ratio_db, "output / target [dB]", "RdBu_r", -lim, lim),
-    ]
-    for ax, (img, title, cmap, vmin, vmax) in zip(axes, panels, strict=True):
-        im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+    TITLES = ("output log10 power", "target log10 power", "output / target [dB]")
+    CMAPS = ("viridis", "viridis", "RdBu_r")
+
+    def _build(self, h: int, w: int) -> None:
+        extent = (-w / 2 - 0.5, w / 2 - 0.5, h / 2 - 0.5, -h / 2 - 0.5)
+        fig = Figure(figsize=(9, 3), dpi=DPI)
+        self.canvas = FigureCanvasAgg(fig)
+        self.panels = []
+        for ax, title, cmap in zip(fig.subplots(1, 3), self.TITLES, self.CMAPS, strict=True):
+            im = ax.imshow(np.zeros((h, w)), cmap=cmap, extent=extent, interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.tick_params(labelsize=7)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+            self.panels.append(im)
+        fig.subplots_adjust(left=0.04, right=0.96, bottom=0.1, top=0.88, wspace=0.45)
+
+    def __call__(self, x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
+        s = batch_spectra(x_hat, x)
+        h, w = s.sxx.shape
+        tiny = 1e-12 * float(s.syy.sum()) / s.n / (h * w) + 1e-30
+        p_out = torch.fft.fftshift(s.sxx / s.n).cpu().numpy() + tiny
+        p_tgt = torch.fft.fftshift(s.syy / s.n).cpu().numpy() + tiny
+        log_out, log_tgt = np.log10(p_out), np.log10(p_tgt)
+        ratio_db = 10.0 * (log_out - log_tgt)
+        lo = float(min(log_out.min(), log_tgt.min()))
+        hi = float(max(log_out.max(), log_tgt.max()))
+        lim = max(float(np.abs(ratio_db).max()), 1.0)
+        self._canvas_for(h, w)
+        for im, img, clim in zip(
+            self.panels,
+            (log_out, log_tgt, ratio_db),
+            ((lo, hi), (lo, hi), (-lim, lim)),
+            strict=True,
+        ):
+            im.set_data(img)
+            im.set_clim(*clim)
+        return self._render()
+
+
+class ResidualFigure(_ReusedFigure):
+    """Batch mean of |x_hat - x| per pixel: where the model errs (borders, strokes, a grid)."""
+
+    def _build(self, h: int, w: int) -> None:
+        fig = Figure(figsize=(4, 3.4), dpi=DPI)
+        self.canvas = FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        self.image = ax.imshow(np.zeros((h, w)), cmap="magma", interpolation="nearest")
+        self.title = ax.set_title("", fontsize=9)
         ax.tick_params(labelsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
-    fig.subplots_adjust(left=0.04, right=0.96, bottom=0.1, top=0.88, wspace=0.45)
-    return figure_to_array(fig)
+        fig.colorbar(self.image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+        fig.subplots_adjust(left=0.08, right=0.9, bottom=0.08, top=0.9)
+
+    def __call__(self, x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
+        res = (_images(x_hat) - _images(x)).abs().mean(0).numpy()
+        self._canvas_for(*res.shape)
+        self.image.set_data(res)
+        self.image.set_clim(0.0, max(float(res.max()), 1e-12))
+        self.title.set_text(f"mean |x_hat - x| (overall {res.mean():.4f})")
+        return self._render()
+
+
+def spectrum_image(x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
+    """One-off ``SpectrumFigure``; callbacks keep one and redraw it."""
+    return SpectrumFigure()(x_hat, x)
 
 
 def residual_image(x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
-    """Batch mean of |x_hat - x| per pixel: where the model errs (borders, strokes, a grid)."""
-    res = (_images(x_hat) - _images(x)).abs().mean(0).numpy()
-    fig = Figure(figsize=(4, 3.4), dpi=DPI)
-    ax = fig.subplots()
-    im = ax.imshow(res, cmap="magma", vmin=0.0, interpolation="nearest")
-    ax.set_title(f"mean |x_hat - x| (overall {res.mean():.4f})", fontsize=9)
-    ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
-    fig.subplots_adjust(left=0.08, right=0.9, bottom=0.08, top=0.9)
-    return figure_to_array(fig)
+    """One-off ``ResidualFigure``; callbacks keep one and redraw it."""
+    return ResidualFigure()(x_hat, x)
 
 
 def zoomed_pairs(x_hat: torch.Tensor, x: torch.Tensor, n: int = 8, zoom: int = 4) -> torch.Tensor:

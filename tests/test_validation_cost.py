@@ -1,0 +1,76 @@
+"""What keeps a validation cheap: the image callbacks reuse the validation's own forward
+pass, and the artifact figures are redrawn rather than rebuilt. Real Trainer, real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from convae.build import build_datamodule, build_logger, build_module, build_trainer
+from convae.callbacks.checkerboard import CheckerboardScores
+from convae.callbacks.reconstructions import ReconstructionGrid
+from convae.config import register_configs
+from convae.metrics.spectrum_plots import (
+    ResidualFigure,
+    SpectrumFigure,
+    residual_image,
+    spectrum_image,
+)
+
+
+def validate_counting_forwards(tmp_path, *overrides: str):
+    """trainer.validate on the bundled digits; returns the trainer, module, data and the
+    number of images the network saw."""
+    register_configs()
+    with initialize_config_module(config_module="convae.conf", version_base="1.3"):
+        cfg = compose("train", ["data.source=bundled", "model.depths=[4,4]",
+                                "trainer.enable_progress_bar=false", *overrides])  # fmt: skip
+    dm, module = build_datamodule(cfg), build_module(cfg)
+    trainer = build_trainer(cfg, tmp_path, build_logger(tmp_path))
+    seen: list[int] = []
+    module.net.register_forward_hook(lambda net, args, out: seen.append(len(args[0])))
+    trainer.validate(module, datamodule=dm, verbose=False)
+    return trainer, module, dm, seen
+
+
+def callback(trainer, kind):
+    return next(c for c in trainer.callbacks if isinstance(c, kind))
+
+
+@pytest.mark.parametrize("data", ["clean", "noisy"])
+def test_pictures_and_scores_reuse_the_validation_forward_pass(tmp_path, data):
+    trainer, module, dm, seen = validate_counting_forwards(tmp_path, f"data={data}")
+    assert seen == [500]  # the one validation batch; nothing for the grid or the scores
+    for kind, n in ((CheckerboardScores, 500), (ReconstructionGrid, 16)):
+        inputs, x_hat, targets = callback(trainer, kind).fixed_digits(trainer, module, "val")
+        expected_inputs, expected_targets = dm.fixed_digits(n, "val")
+        torch.testing.assert_close(inputs, expected_inputs, rtol=0, atol=0)
+        torch.testing.assert_close(targets, expected_targets, rtol=0, atol=0)
+        torch.testing.assert_close(x_hat, module.reconstruct(inputs), rtol=0, atol=0)
+
+
+def test_digits_the_validation_did_not_reach_are_reconstructed_for_the_scores(tmp_path):
+    trainer, module, _, seen = validate_counting_forwards(
+        tmp_path, "data.eval_batch_size=100", "trainer.limit_val_batches=2"
+    )
+    # Two validation batches of 100; the grid's 16 digits were among them, the 500 scored
+    # digits were not, so the scores ran one forward pass of their own.
+    assert seen == [100, 100, 500]
+    inputs, x_hat, _ = callback(trainer, CheckerboardScores).fixed_digits(trainer, module, "val")
+    assert len(x_hat) == 500
+    torch.testing.assert_close(x_hat, module.reconstruct(inputs), rtol=0, atol=0)
+
+
+def test_redrawn_figures_match_freshly_drawn_ones(bundled_digits):
+    out = (bundled_digits + 0.05 * torch.rand_like(bundled_digits)).clamp(0, 1)
+    other = torch.rand_like(bundled_digits)
+    spectrum, residual = SpectrumFigure(), ResidualFigure()
+    spectrum(other, bundled_digits), residual(other, bundled_digits)  # draw something else first
+    np.testing.assert_array_equal(
+        spectrum(out, bundled_digits), spectrum_image(out, bundled_digits)
+    )
+    np.testing.assert_array_equal(
+        residual(out, bundled_digits), residual_image(out, bundled_digits)
+    )
