@@ -83,6 +83,40 @@ class StepTimer(pl.Callback):
             trainer.should_stop = True
 
 
+class ValidationTimer(pl.Callback):
+    """Wall time of each epoch-end validation inside ``fit``: from the end of the epoch's
+    last training batch to ``on_train_epoch_end``. That is the whole validation loop (data,
+    forward, metrics, logging, image grids, spectra) and the checkpoints saved after it."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._last_batch_end = 0.0
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self._last_batch_end = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.seconds.append(time.perf_counter() - self._last_batch_end)
+
+
+def validation_costs(cfg: DictConfig, module: Any, dm: Any, root: Path) -> list[float]:
+    """Seconds per validation over one whole cycle of the artifact pictures (drawn at every
+    ``artifact_images_every``-th validation), after one warm-up validation, in a fit with
+    convae-train's trainer and callbacks and two training batches per epoch."""
+    cycle = max(1, cfg.callbacks.artifact_images_every)
+    vcfg = OmegaConf.create(to_container(cfg))
+    vcfg.trainer.update(
+        enable_progress_bar=False, enable_model_summary=False, limit_train_batches=2,
+        max_epochs=cycle + 1, check_val_every_n_epoch=1, val_check_interval=None,
+    )  # fmt: skip
+    root.mkdir(parents=True)
+    trainer = build_trainer(vcfg, root, build_logger(root))
+    timer = ValidationTimer()
+    trainer.callbacks.append(timer)
+    trainer.fit(module, datamodule=dm)
+    return timer.seconds[1:]
+
+
 def compose_config(overrides: list[str]) -> DictConfig:
     register_configs()
     with initialize_config_module(config_module="convae.conf", version_base="1.3"):
@@ -177,17 +211,7 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
             rate, _ = convae_run(cfg, module, dm, Path(tmp, f"r{r}"), warmup, steps)
             rates["convae"].append(rate)
             rates["plain_nchw"].append(plain(warmup, steps))
-        vcfg = OmegaConf.create(to_container(cfg))
-        vcfg.trainer.update(enable_progress_bar=False, enable_model_summary=False)
-        trainer = build_trainer(vcfg, Path(tmp, "val"), build_logger(Path(tmp, "val")))
-        # One warm-up pass, then one whole cycle of the artifact pictures (drawn every n-th
-        # validation): the mean is what a validation costs over a run.
-        cycle = max(1, cfg.callbacks.artifact_images_every)
-        trainer.validate(module, datamodule=dm, verbose=False)
-        t = time.perf_counter()
-        for _ in range(cycle):
-            trainer.validate(module, datamodule=dm, verbose=False)
-        val_seconds = (time.perf_counter() - t) / cycle
+        val_seconds = validation_costs(cfg, module, dm, Path(tmp, "val"))
     x = to_unit(dm.train_set.images[:1000])
     infer = {name: inference_rate(net, x, fmt, repeats)
              for name, fmt in (("nchw", torch.contiguous_format),
@@ -201,8 +225,10 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
         # Per-repeat convae/plain: neighbours in time, so slow machine drift cancels out.
         "ratio_paired": [a / b for a, b in zip(rates["convae"], rates["plain_nchw"], strict=True)],
         "inference_images_per_s": infer,
-        "validation_fraction_of_epoch": val_seconds / epoch_s,
-        "validation_seconds": val_seconds,
+        # The mean over a picture cycle is what validation costs over a run.
+        "validation_fraction_of_epoch": statistics.mean(val_seconds) / epoch_s,
+        "validation_seconds": statistics.mean(val_seconds),
+        "validation_seconds_runs": val_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "seconds_to_first_step": first_step - PROCESS_START,
         "repeats": repeats, "steps": steps, "warmup_steps": warmup,
@@ -230,7 +256,8 @@ def report(res: dict[str, Any]) -> str:
         f"{c['upsample']} batch_size={c['batch_size']} channels_last={c['channels_last']} "
         f"noise_std={c['noise_std']} data={c['source']}\nimages/s (training: {res['steps']} "
         f"steps x {res['repeats']} repeats; inference: batch 1000, eval mode)\n{table}\n"
-        f"validation pass (mean over a picture cycle): {res['validation_seconds']:.3f} s = "
+        f"validation (mean over a picture cycle of {len(res['validation_seconds_runs'])}): "
+        f"{res['validation_seconds']:.3f} s = "
         f"{res['validation_fraction_of_epoch']:.3f} of a training epoch; peak RSS "
         f"{res['peak_rss_mb']:.0f} MB; {res['seconds_to_first_step']:.2f} s from process start "
         "to the first training step"

@@ -23,7 +23,12 @@ def test_bench_writes_every_number(tmp_path):
     run_script(
         "convae-bench",
         *("--repeats", "2", "--steps", "2", "--warmup", "1", "--json", "out.json"),
-        *("data.source=bundled", "model.depths=[4,4]", "callbacks.artifact_digits=100"),
+        *(
+            "data.source=bundled",
+            "model.depths=[4,4]",
+            "callbacks.artifact_digits=100",
+            "callbacks.artifact_images_every=3",
+        ),
         cwd=tmp_path,
     )
     res = json.loads((tmp_path / "out.json").read_text())
@@ -42,6 +47,8 @@ def test_bench_writes_every_number(tmp_path):
         res["seconds_to_first_step"],
     ]
     assert all(isinstance(v, float) and v > 0 for v in numbers), numbers
+    # One validation per epoch over a whole picture cycle (callbacks.artifact_images_every).
+    assert len(res["validation_seconds_runs"]) == 3
     assert res["config"]["depths"] == [4, 4]
     assert res["config"]["channels_last"] is True
     assert res["machine"]["cores_available"] >= 1
