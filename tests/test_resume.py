@@ -7,7 +7,8 @@ import time
 
 from conftest import BIN, THREADS, events, results, scalars, train
 
-ARGS = ["data.source=bundled", "data=noisy", "trainer.max_steps=100", f"threads={THREADS}",
+ARGS = ["data.source=bundled", "data=noisy", "trainer.max_steps=100",
+        "callbacks.artifact_images_every=3", f"threads={THREADS}",
         "trainer.enable_progress_bar=false"]  # fmt: skip
 
 
@@ -29,13 +30,17 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
     assert 20 <= interrupted["global_step"] < 100
 
     train(killed, f"resume={run_dir}")
-    _, straight = train(tmp_path, *ARGS[:3])
+    _, straight = train(tmp_path, *ARGS[:4])
 
     assert results(run_dir)["metrics"] == results(straight)["metrics"]
     assert [p.name for p in killed.glob("outputs/runs/*/*")] == [run_dir.name]
     acc = events(run_dir)
     assert [s for s, _ in scalars(acc, "train/loss")] == list(range(100))
     assert scalars(acc, "train/loss") == scalars(events(straight), "train/loss")
+    # The picture counter is in the checkpoint: pictures land on the straight run's steps
+    # (step 0, the 3rd validation, the test split), not restarted from the resume.
+    steps = [e.step for e in acc.Images("artifacts/spectrum")]
+    assert steps == [e.step for e in events(straight).Images("artifacts/spectrum")] == [0, 59, 100]
 
 
 def test_a_requeued_job_resumes_from_the_last_checkpoint_in_its_folder(tmp_path):

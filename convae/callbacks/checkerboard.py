@@ -29,6 +29,13 @@ class CheckerboardScores(FixedDigitsCallback):
         self._validations = 0
         self._spectrum, self._residual = SpectrumFigure(), ResidualFigure()
 
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints, so a resumed run draws its pictures at the same steps."""
+        return {"validations": self._validations}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._validations = state["validations"]
+
     @staticmethod
     def metric_tags() -> list[str]:
         return [f"{split}/{s}" for split in ("val", "test") for s in SCORES]
