@@ -33,6 +33,12 @@ def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
     return new
 
 
+def output_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
+    """Where Hydra saves the composed config: ``.hydra``, or for a resume into an existing
+    run ``.hydra/resume-<stamp>``, so the run's own config files are never overwritten."""
+    return f".hydra/resume-{stamp}" if resume or run_dir(None, ckpt_path, "") else ".hydra"
+
+
 def fixed_override_keys() -> list[str]:
     """Keys the command line sets to one value in every job; left out of job folder names,
     so a job is named by what it changed (``model.upsample=transposed,seed=2``)."""
@@ -50,6 +56,7 @@ def register_resolvers() -> None:
     resolvers = {
         "convae_job_dirname": job_dirname,
         "convae_run_dir": run_dir,
+        "convae_output_subdir": output_subdir,
         "convae_cores": available_cores,
         "convae_fixed_override_keys": fixed_override_keys,
     }

@@ -30,6 +30,10 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
     assert 20 <= interrupted["global_step"] < 100
 
     train(killed, f"resume={run_dir}")
+    # The run's own config files stay; the resume's composition goes beside them.
+    assert "resume=" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    (resumed,) = (run_dir / ".hydra").glob("resume-*/overrides.yaml")
+    assert f"resume={run_dir}" in resumed.read_text()
     _, straight = train(tmp_path, *ARGS[:4])
 
     assert results(run_dir)["metrics"] == results(straight)["metrics"]
