@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
@@ -14,19 +15,28 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 
 class GracefulInterrupt(pl.Callback):
+    """While fitting, SIGTERM and a first Ctrl-C only raise a flag; at the end of a training
+    batch the processes agree on it (any one of them) and Lightning's SIGTERM stop (its
+    ``SIGTERMException`` after that batch) runs on all of them at the same step, where this
+    callback saves ``last.ckpt``. Lightning's own handler stops each DDP process when the
+    signal reaches it, so one process could wait in a gradient all-reduce for another that
+    is already saving, and the job hung; with one process it made no difference."""
+
     def __init__(self, checkpoint: Path) -> None:
         self.checkpoint = checkpoint
         self.saved: Path | None = None
-        self._previous_sigint = None
+        self._stop_requested = False
+        self._previous: dict[int, Any] = {}
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        # Lightning turns SIGTERM into SIGTERMException at the next batch boundary; route a
-        # first Ctrl-C the same way (a second one interrupts at once).
-        def on_sigint(signum, frame) -> None:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            trainer._signal_connector.received_sigterm = True
+        def request_stop(signum: int, frame: Any) -> None:
+            if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._stop_requested = True
 
-        self._previous_sigint = signal.signal(signal.SIGINT, on_sigint)
+        self._stop_requested = False
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, request_stop)
 
     def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
         # One optimizer, no accumulation: the logging step is the global step. Lightning
@@ -35,19 +45,24 @@ class GracefulInterrupt(pl.Callback):
         loop = trainer.fit_loop.epoch_loop
         loop._batches_that_stepped = trainer.global_step
 
-    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self._restore_sigint()
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
+        # A collective every step (like Lightning's own SIGTERM broadcast): a few microseconds.
+        if trainer.strategy.reduce_boolean_decision(self._stop_requested, all=False):
+            trainer._signal_connector.received_sigterm = True
 
-    def _restore_sigint(self) -> None:
-        if self._previous_sigint is not None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        """Back to Lightning's handlers: a signal during the test stage stops it at once."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
     def on_exception(
         self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException
     ) -> None:
-        self._restore_sigint()
-        # Also mid-validation during fit: the loops' state lets Lightning redo that pass.
+        self._restore_handlers()
         if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
             trainer.save_checkpoint(self.checkpoint)
             self.saved = self.checkpoint
