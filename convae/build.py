@@ -79,6 +79,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger: TensorBoardLogger) -> 
         logger=logger,
         callbacks=build_callbacks(cfg, run_dir),
         num_sanity_val_steps=0,  # the step-0 validation in train.py covers it
+        # The data module's samplers shard by rank (exact DDP metrics, mid-epoch resume).
+        use_distributed_sampler=False,
         # no_grad rather than inference_mode: metric states created by the step-0
         # trainer.validate() must stay updatable in the validations during fit.
         inference_mode=False,

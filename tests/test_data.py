@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from convae.data.datamodule import MnistDataModule
+from convae.data.datamodule import EpochShuffle, MnistDataModule, Shard
 from convae.data.idx import DataFileError, read_idx, write_idx
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.data.sources import DEBIAN_FASHION_MNIST, load_bundled, load_source, raw_folder
@@ -162,3 +162,26 @@ def test_fashion_mnist_comes_from_debian_when_the_root_has_none(tmp_path):
     dm.setup()
     assert [len(dm.train_set), len(dm.val_set), len(dm.test_set)] == [55_000, 5_000, 10_000]
     assert not any(tmp_path.iterdir())  # read in place, nothing copied or downloaded
+
+
+def test_ddp_shares_of_an_epoch_are_equal_and_cover_it():
+    shares = [list(EpochShuffle(10, seed=1, rank=r, world_size=3)) for r in range(3)]
+    assert [len(s) for s in shares] == [4, 4, 4]  # padded like DistributedSampler
+    assert {i for s in shares for i in s} == set(range(10))
+    whole = list(EpochShuffle(10, seed=1))
+    assert [whole[i] for i in range(0, 10, 3)] == shares[0]  # one permutation, dealt out
+
+
+def test_a_resumed_process_skips_only_its_own_share_of_the_epoch():
+    sampler = EpochShuffle(400, seed=2, rank=1, world_size=2)
+    sampler.set_epoch(3)
+    full = list(sampler)
+    sampler.resume_at(3, samples_done=60)
+    assert list(sampler) == full[60:]
+    assert list(sampler) == full  # only the next pass is shortened
+
+
+def test_evaluation_shards_split_the_digits_without_padding():
+    shards = [list(Shard(5, rank, 2)) for rank in range(2)]
+    assert shards == [[0, 2, 4], [1, 3]]
+    assert list(Shard(5)) == [0, 1, 2, 3, 4]

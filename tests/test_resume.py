@@ -4,29 +4,37 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-from conftest import BIN, THREADS, events, results, scalars, train
+from conftest import BIN, THREADS, events, results, run_script, scalars, train
 
 ARGS = ["data.source=bundled", "data=noisy", "trainer.max_steps=100",
         "callbacks.artifact_images_every=3", f"threads={THREADS}",
         "trainer.enable_progress_bar=false"]  # fmt: skip
 
 
-def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    command = [str(BIN / "convae-train"), *ARGS]
-    proc = subprocess.Popen(command, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def kill_in_second_epoch(cwd: Path, *args: str) -> tuple[Path, dict]:
+    """Starts convae-train, sends SIGTERM once the first epoch's checkpoint is written;
+    returns the run folder and its results.json."""
+    cwd.mkdir()
+    command = [str(BIN / "convae-train"), *args]
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while not list(killed.glob("outputs/runs/*/*/checkpoints/last.ckpt")):
+    while not list(cwd.glob("outputs/runs/*/*/checkpoints/last.ckpt")):
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
         time.sleep(0.02)
     time.sleep(0.3)  # somewhere in the second epoch
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
-    run_dir = next(killed.glob("outputs/runs/*/*"))
+    run_dir = next(cwd.glob("outputs/runs/*/*"))
     interrupted = json.loads((run_dir / "results.json").read_text())
     assert interrupted["status"] == "interrupted"
+    return run_dir, interrupted
+
+
+def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
+    killed = tmp_path / "killed"
+    run_dir, interrupted = kill_in_second_epoch(killed, *ARGS)
     assert 20 <= interrupted["global_step"] < 100
 
     train(killed, f"resume={run_dir}")
@@ -45,6 +53,21 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
     # (step 0, the 3rd validation, the test split), not restarted from the resume.
     steps = [e.step for e in acc.Images("artifacts/spectrum")]
     assert steps == [e.step for e in events(straight).Images("artifacts/spectrum")] == [0, 59, 100]
+
+
+def test_a_ddp_run_killed_mid_epoch_resumes_to_the_straight_runs_metrics(tmp_path):
+    """Two CPU processes, 10 steps an epoch: each resumes on its own share of the epoch."""
+    args = ["data.source=bundled", "trainer=ddp", "trainer.devices=2", "threads=1",
+            "trainer.max_steps=40", "callbacks.artifact_images_every=0",
+            "trainer.enable_progress_bar=false"]  # fmt: skip
+    run_dir, interrupted = kill_in_second_epoch(tmp_path / "killed", *args)
+    assert interrupted["global_step"] % 10 != 0  # mid-epoch, not at a boundary
+    run_script("convae-train", *args, f"resume={run_dir}", cwd=tmp_path / "killed")
+    (tmp_path / "straight").mkdir()
+    run_script("convae-train", *args, cwd=tmp_path / "straight")
+    straight = next((tmp_path / "straight").glob("outputs/runs/*/*"))
+    assert results(run_dir)["global_step"] == results(straight)["global_step"] == 40
+    assert results(run_dir)["metrics"] == results(straight)["metrics"]
 
 
 def test_a_requeued_job_resumes_from_the_last_checkpoint_in_its_folder(tmp_path):

