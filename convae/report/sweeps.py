@@ -1,0 +1,189 @@
+"""Reading sweep folders: each job folder becomes a Job (completed, failed, unfinished or
+never started) and the jobs one frame of raw values; no other part of convae-report reads
+the files a sweep leaves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from convae.config import flatten
+from convae.results import RESULTS
+
+SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)
+JOB_COLUMNS = ["sweep", "job", "status", "error"]
+RUN_COLUMNS = ["params", "wall_time_s", "global_step"]
+
+
+class ReportError(Exception):
+    """A problem with the user's input: reported in one line, exit code 2."""
+
+
+@dataclass
+class Job:
+    sweep: Path
+    folder: Path
+    status: str  # completed | failed | unfinished | not started
+    error: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _resolved(config: Any) -> dict[str, Any]:
+    """Failed and unfinished jobs keep interpolations (``${...}``); resolving them where
+    possible stops a key from looking as if it varied only because it was not resolved."""
+    if not isinstance(config, dict):
+        return {}
+    from omegaconf import OmegaConf
+
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+    except Exception:
+        return config
+    return resolved if isinstance(resolved, dict) else config
+
+
+def _is_job_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / RESULTS).is_file() or (path / ".hydra").is_dir())
+
+
+def read_job(sweep: Path, folder: Path) -> Job:
+    """One job folder: results.json when there, else what Hydra wrote when it started it."""
+    hydra_overrides = read_yaml(folder / ".hydra" / "overrides.yaml")
+    overrides = [str(o) for o in hydra_overrides] if isinstance(hydra_overrides, list) else []
+    results_path = folder / RESULTS
+    if not results_path.is_file():
+        config = _resolved(read_yaml(folder / ".hydra" / "config.yaml"))
+        return Job(sweep, folder, "unfinished", "no results.json", config, overrides=overrides)
+    try:
+        results = json.loads(results_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        return Job(sweep, folder, "failed", f"unreadable {RESULTS}: {err}", overrides=overrides)
+    status = str(results.get("status", "unknown"))
+    metrics = {k: float(v) for k, v in (results.get("metrics") or {}).items()}
+    return Job(
+        sweep=sweep,
+        folder=folder,
+        status=status,
+        error="" if status == "completed" else _problem(results),
+        config=_resolved(results.get("config")),
+        metrics=metrics,
+        results=results,
+        overrides=[str(o) for o in results.get("overrides") or overrides],
+    )
+
+
+def _problem(results: dict[str, Any]) -> str:
+    """Why a job did not complete: its error, or for an interrupted one how to resume it."""
+    if results.get("error"):
+        return str(results["error"])
+    parts = []
+    if results.get("global_step") is not None:
+        parts.append(f"stopped at step {results['global_step']}")
+    if results.get("resume"):
+        parts.append(f"resume with `{results['resume']}`")
+    return "; ".join(parts)
+
+
+def expected_overrides(sweep: Path) -> list[list[str]] | None:
+    """The jobs a basic-sweeper sweep was asked for (from multirun.yaml), to list those that
+    never got a folder; None when unknown (no multirun.yaml, or another sweeper)."""
+    multirun = read_yaml(sweep / "multirun.yaml")
+    try:
+        hydra_cfg = multirun["hydra"]
+        sweeper = hydra_cfg.get("sweeper") or {}
+        if "BasicSweeper" not in str(sweeper.get("_target_", "")):
+            return None
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+        task = [str(o) for o in hydra_cfg["overrides"]["task"]]
+        parsed = OverridesParser.create().parse_overrides([*params, *task])
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except Exception:
+        return None
+    return [job for batch in batches for job in batch]
+
+
+def sweep_overrides(sweep: Path) -> list[str]:
+    """The command-line overrides of the sweep, to show how to run it again."""
+    multirun = read_yaml(sweep / "multirun.yaml")
+    try:
+        return [str(o) for o in multirun["hydra"]["overrides"]["task"]]
+    except (KeyError, TypeError):
+        return []
+
+
+def read_sweep(sweep: Path) -> list[Job]:
+    """Every job of a sweep folder (or the folder itself when it is a single run)."""
+    if not sweep.is_dir():
+        raise ReportError(
+            f"{sweep}: no such folder" if not sweep.exists() else f"{sweep}: not a folder"
+        )
+    folders = sorted(p for p in sweep.iterdir() if not p.name.startswith(".") and _is_job_folder(p))
+    if not folders and (sweep / RESULTS).is_file():
+        folders = [sweep]
+    jobs = [read_job(sweep, f) for f in folders]
+    if not any((j.folder / RESULTS).is_file() for j in jobs):
+        raise ReportError(
+            f"{sweep}: no {RESULTS} in it or in its job folders; "
+            "pass a sweep folder (outputs/multirun/<date>/<time>) with finished jobs"
+        )
+    expected = expected_overrides(sweep)
+    if expected:
+        seen = {frozenset(j.overrides) for j in jobs}
+        for overrides in expected:
+            if frozenset(overrides) not in seen:
+                name = ",".join(sorted(overrides))
+                error = "no job folder (the sweep stopped before it)"
+                jobs.append(Job(sweep, sweep / name, "not started", error, overrides=overrides))
+    return jobs
+
+
+def _job_name(job: Job, sweeps: Sequence[Path]) -> tuple[str, str]:
+    sweep = str(job.sweep) if len(sweeps) > 1 else job.sweep.name
+    return sweep, (job.folder.name if job.folder != job.sweep else ".")
+
+
+def jobs_frame(jobs: Sequence[Job], sweeps: Sequence[Path]) -> pd.DataFrame:
+    """One row per job: identity, status, the flattened config, run facts, metrics."""
+    rows = []
+    for job in jobs:
+        sweep, name = _job_name(job, sweeps)
+        config = flatten(job.config) if job.config else overrides_as_values(job.overrides)
+        if job.results.get("data_source") is not None:
+            config[SOURCE_USED] = job.results["data_source"]
+        facts = {k: job.results.get(k) for k in RUN_COLUMNS}
+        row = {"sweep": sweep, "job": name, "status": job.status, "error": job.error}
+        extra = {"_path": str(job.folder), "_has_config": bool(job.config)}
+        rows.append({**row, **config, **facts, **job.metrics, **extra})
+    return pd.DataFrame(rows, dtype=object)  # object: ints stay ints where others are missing
+
+
+def overrides_as_values(overrides: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` overrides as typed values: what is known of a job that never started."""
+    values = {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key and key[0] not in "+~":
+            try:
+                values[key] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                values[key] = value
+    return values
