@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import events
 from hydra import compose, initialize_config_module
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
@@ -49,6 +50,19 @@ def test_pictures_and_scores_reuse_the_validation_forward_pass(tmp_path, data):
         torch.testing.assert_close(inputs, expected_inputs, rtol=0, atol=0)
         torch.testing.assert_close(targets, expected_targets, rtol=0, atol=0)
         torch.testing.assert_close(x_hat, module.reconstruct(inputs), rtol=0, atol=0)
+
+
+def test_a_validation_with_pictures_computes_the_spectra_once(tmp_path, monkeypatch):
+    fft2, shapes = torch.fft.fft2, []
+
+    def counting_fft2(t, *args, **kwargs):
+        shapes.append(tuple(t.shape))
+        return fft2(t, *args, **kwargs)
+
+    monkeypatch.setattr(torch.fft, "fft2", counting_fft2)
+    validate_counting_forwards(tmp_path)  # the step-0 kind: scores and pictures
+    assert [e.step for e in events(tmp_path).Images("artifacts/spectrum")] == [0]
+    assert shapes == [(500, 28, 28), (500, 28, 28)]  # outputs and targets, once each
 
 
 def test_digits_the_validation_did_not_reach_are_reconstructed_for_the_scores(tmp_path):

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from convae.callbacks.common import FixedDigitsCallback, tb_step, tb_writer
-from convae.metrics.checkerboard import checkerboard_scores
+from convae.metrics.checkerboard import batch_spectra, spectra_scores
 from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, zoomed_pairs
 
 SCORES = ("cb2_incoh", "cb4_incoh", "cb2_ratio", "hf_tail_db")
@@ -42,7 +42,8 @@ class CheckerboardScores(FixedDigitsCallback):
 
     def _score(self, trainer: pl.Trainer, module: pl.LightningModule, split: str) -> None:
         _, x_hat, targets = self.fixed_digits(trainer, module, split)
-        for name, value in checkerboard_scores(x_hat, targets).items():
+        spectra = batch_spectra(x_hat, targets)  # shared by the scores and the picture
+        for name, value in spectra_scores(spectra).items():
             # Every process scores the same digits with the same weights; sync_dist only
             # keeps DDP from warning (the mean of equal values is that value).
             module.log(f"{split}/{name}", value, on_step=False, on_epoch=True, sync_dist=True)
@@ -53,7 +54,7 @@ class CheckerboardScores(FixedDigitsCallback):
         if writer is not None and due:
             step = tb_step(trainer)
             writer.add_image(IMAGE_TAGS[0], zoomed_pairs(x_hat, targets), step)
-            writer.add_image(IMAGE_TAGS[1], self._spectrum(x_hat, targets), step, dataformats="HWC")
+            writer.add_image(IMAGE_TAGS[1], self._spectrum.draw(spectra), step, dataformats="HWC")
             writer.add_image(IMAGE_TAGS[2], self._residual(x_hat, targets), step, dataformats="HWC")
 
     @torch.no_grad()

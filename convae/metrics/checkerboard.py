@@ -54,6 +54,7 @@ __all__ = [
     "incoherent_energy",
     "radial_index",
     "radial_power",
+    "spectra_scores",
 ]
 
 # Relative floor below which a target bin counts as empty (FFT round-off is ~1e-32 relative).
@@ -215,7 +216,12 @@ def checkerboard_scores(x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, float
     images. ``cb*_incoh`` is inf (nan if the output is zero too) when all targets are zero;
     ``cb2_ratio`` is 0 for a constant output.
     """
-    s = batch_spectra(x_hat, x)
+    return spectra_scores(batch_spectra(x_hat, x))
+
+
+def spectra_scores(s: BatchSpectra) -> dict[str, float]:
+    """The scores of :func:`checkerboard_scores` from already computed batch spectra (the
+    callback shares them with the spectrum picture)."""
     masks = band_masks(*s.sxx.shape)
     dev = s.sxx.device
     incoh = incoherent_energy(s)

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
-from convae.metrics.checkerboard import batch_spectra
+from convae.metrics.checkerboard import BatchSpectra, batch_spectra
 
 __all__ = [
     "ResidualFigure",
@@ -92,7 +92,10 @@ class SpectrumFigure(_ReusedFigure):
         fig.subplots_adjust(left=0.04, right=0.96, bottom=0.1, top=0.88, wspace=0.45)
 
     def __call__(self, x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
-        s = batch_spectra(x_hat, x)
+        return self.draw(batch_spectra(x_hat, x))
+
+    def draw(self, s: BatchSpectra) -> np.ndarray:
+        """The picture from batch spectra computed elsewhere (e.g. for the scores)."""
         h, w = s.sxx.shape
         tiny = 1e-12 * float(s.syy.sum()) / s.n / (h * w) + 1e-30
         p_out = torch.fft.fftshift(s.sxx / s.n).cpu().numpy() + tiny
