@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import torch
 from conftest import BIN, THREADS, events, results, run_script, scalars, train
 
 ARGS = ["data.source=bundled", "data=noisy", "trainer.max_steps=100",
@@ -83,3 +84,36 @@ def test_a_requeued_job_resumes_from_the_last_checkpoint_in_its_folder(tmp_path)
     assert res["resumed_from"].endswith("last.ckpt") and res["global_step"] == 60
     assert res["metrics"] == results(straight)["metrics"]
     assert [s for s, _ in scalars(events(run_dir), "train/loss")] == list(range(60))
+
+
+LAUNCHER = """
+import signal, sys
+from pathlib import Path
+
+def requeue(signum, frame):  # what submitit's USR2 handler does: requeue, then exit
+    Path("requeued").write_text("yes")
+    sys.exit(3)
+
+signal.signal(signal.SIGUSR2, requeue)
+from convae.train import main
+sys.argv[0] = "convae-train"
+main()
+"""
+
+
+def test_a_launchers_usr2_handler_runs_after_the_exact_step_is_saved(tmp_path):
+    """submitit at the time limit: SIGUSR2, whose handler requeues the job and exits."""
+    (tmp_path / "launch.py").write_text(LAUNCHER)
+    proc = subprocess.Popen([str(BIN / "python"), "launch.py", *ARGS], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    time.sleep(0.3)  # somewhere in the second epoch
+    proc.send_signal(signal.SIGUSR2)
+    assert proc.wait(timeout=120) == 3, proc.stderr.read()
+    assert (tmp_path / "requeued").read_text() == "yes"
+    last = torch.load(next(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt")),
+                      weights_only=False)  # fmt: skip
+    assert 20 < last["global_step"] < 40  # the step USR2 arrived at, not the epoch's start
