@@ -1,4 +1,5 @@
 import gzip
+import time
 
 import pytest
 import torch
@@ -116,6 +117,28 @@ def test_mnist_source_reads_torchvision_layout_and_splits_one_twelfth_for_val(tm
 def test_auto_prefers_full_mnist_when_its_files_are_there(tmp_path):
     fake_mnist(tmp_path)
     assert load_source("auto", tmp_path).source == "mnist"
+
+
+def test_processes_started_together_download_once(tmp_path, monkeypatch):
+    """torchrun/srun start every rank at once; the network is out of reach here, so a
+    stand-in for torchvision's download writes the files after a delay."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from convae.data import sources
+
+    calls = []
+
+    def slow_download(source, root, timeout_s):
+        calls.append(source)
+        time.sleep(0.3)
+        return fake_mnist(root)
+
+    monkeypatch.setattr(sources, "download", slow_download)
+    with ThreadPoolExecutor(3) as pool:  # flock excludes separate opens, threads included
+        loaded = list(pool.map(lambda _: sources.load_full("mnist", tmp_path, allow_download=True,
+                                                           timeout_s=1), range(3)))  # fmt: skip
+    assert calls == ["mnist"]
+    assert [len(a.images) for a in loaded] == [240, 240, 240]
 
 
 def test_fashion_mnist_reads_its_own_folder(tmp_path):

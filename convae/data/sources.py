@@ -7,10 +7,14 @@ dataset-fashion-mnist); ``auto`` prefers full MNIST and falls back to ``bundled`
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,14 +112,27 @@ def download(source: str, root: str | Path, timeout_s: float) -> Path:
     return target
 
 
+@contextmanager
+def download_lock(folder: Path) -> Iterator[None]:
+    """One download of ``folder`` at a time on this machine: processes started together
+    (torchrun, srun, DDP ranks) wait for the first, then find its files. The lock file is
+    in the temporary directory, so a failed download still leaves nothing under data.root."""
+    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"convae-download-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def load_full(source: str, root: str | Path, *, allow_download: bool, timeout_s: float):
     folder = raw_folder(source, root)
     if not _has_files(folder):
         if source == "fashion_mnist" and _has_files(DEBIAN_FASHION_MNIST):
             folder = DEBIAN_FASHION_MNIST
         elif allow_download:
-            log.info("%s not found under %s; downloading", source, folder)
-            folder = download(source, root, timeout_s)
+            with download_lock(folder):
+                if not _has_files(folder):  # else another process has just downloaded it
+                    log.info("%s not found under %s; downloading", source, folder)
+                    download(source, root, timeout_s)
         else:
             raise DataFileError(f"{folder}: no {source} IDX files there")
     return _read_folder(source, folder)
