@@ -14,19 +14,24 @@ ARGS = ["data.source=bundled", "data=noisy", "trainer.max_steps=100",
         "trainer.enable_progress_bar=false"]  # fmt: skip
 
 
-def kill_in_second_epoch(cwd: Path, *args: str) -> tuple[Path, dict]:
-    """Starts convae-train, sends SIGTERM once the first epoch's checkpoint is written;
-    returns the run folder and its results.json."""
-    cwd.mkdir()
-    command = [str(BIN / "convae-train"), *args]
+def signal_in_second_epoch(command: list[str], cwd: Path, signum: int) -> int:
+    """Starts ``command`` in ``cwd``, sends ``signum`` once the first epoch's checkpoint is
+    written; returns the exit code."""
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while not list(cwd.glob("outputs/runs/*/*/checkpoints/last.ckpt")):
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
         time.sleep(0.02)
     time.sleep(0.3)  # somewhere in the second epoch
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 143
+    proc.send_signal(signum)
+    return proc.wait(timeout=120)
+
+
+def kill_in_second_epoch(cwd: Path, *args: str) -> tuple[Path, dict]:
+    """convae-train stopped by SIGTERM in its second epoch: the run folder and results.json."""
+    cwd.mkdir()
+    command = [str(BIN / "convae-train"), *args]
+    assert signal_in_second_epoch(command, cwd, signal.SIGTERM) == 143
     run_dir = next(cwd.glob("outputs/runs/*/*"))
     interrupted = json.loads((run_dir / "results.json").read_text())
     assert interrupted["status"] == "interrupted"
@@ -104,15 +109,8 @@ main()
 def test_a_launchers_usr2_handler_runs_after_the_exact_step_is_saved(tmp_path):
     """submitit at the time limit: SIGUSR2, whose handler requeues the job and exits."""
     (tmp_path / "launch.py").write_text(LAUNCHER)
-    proc = subprocess.Popen([str(BIN / "python"), "launch.py", *ARGS], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.time() + 300
-    while not list(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt")):
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-        time.sleep(0.02)
-    time.sleep(0.3)  # somewhere in the second epoch
-    proc.send_signal(signal.SIGUSR2)
-    assert proc.wait(timeout=120) == 3, proc.stderr.read()
+    command = [str(BIN / "python"), "launch.py", *ARGS]
+    assert signal_in_second_epoch(command, tmp_path, signal.SIGUSR2) == 3
     assert (tmp_path / "requeued").read_text() == "yes"
     last = torch.load(next(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt")),
                       weights_only=False)  # fmt: skip
