@@ -48,11 +48,10 @@ class _ReusedFigure:
     def _build(self, h: int, w: int) -> None:
         raise NotImplementedError
 
-    def _canvas_for(self, h: int, w: int) -> FigureCanvasAgg:
+    def _built_for(self, h: int, w: int) -> None:
         if self._size != (h, w):
             self._build(h, w)
             self._size = (h, w)
-        return self.canvas
 
     def _render(self) -> np.ndarray:
         self.canvas.draw()
@@ -105,7 +104,7 @@ class SpectrumFigure(_ReusedFigure):
         lo = float(min(log_out.min(), log_tgt.min()))
         hi = float(max(log_out.max(), log_tgt.max()))
         lim = max(float(np.abs(ratio_db).max()), 1.0)
-        self._canvas_for(h, w)
+        self._built_for(h, w)
         for im, img, clim in zip(
             self.panels,
             (log_out, log_tgt, ratio_db),
@@ -132,7 +131,7 @@ class ResidualFigure(_ReusedFigure):
 
     def __call__(self, x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
         res = (_images(x_hat) - _images(x)).abs().mean(0).numpy()
-        self._canvas_for(*res.shape)
+        self._built_for(*res.shape)
         self.image.set_data(res)
         self.image.set_clim(0.0, max(float(res.max()), 1e-12))
         self.title.set_text(f"mean |x_hat - x| (overall {res.mean():.4f})")
