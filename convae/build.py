@@ -14,6 +14,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from convae.callbacks.checkerboard import CheckerboardScores
+from convae.callbacks.exact_resume import ExactResume
 from convae.callbacks.interrupt import GracefulInterrupt
 from convae.callbacks.reconstructions import ReconstructionGrid
 from convae.config import to_container
@@ -53,6 +54,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
         ReconstructionGrid(n=c.image_digits),
         CheckerboardScores(n=c.artifact_digits, images_every=c.artifact_images_every),
         GracefulInterrupt(run_dir / "checkpoints" / "last.ckpt"),
+        ExactResume(run_dir / "checkpoints" / "last.ckpt"),
     ]
     if c.early_stopping_patience is not None:
         callbacks.append(

@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import BIN, THREADS, events, results, run_script, scalars, train
 
@@ -115,3 +116,42 @@ def test_a_launchers_usr2_handler_runs_after_the_exact_step_is_saved(tmp_path):
     last = torch.load(next(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt")),
                       weights_only=False)  # fmt: skip
     assert 20 < last["global_step"] < 40  # the step USR2 arrived at, not the epoch's start
+
+
+# 4,000 bundled training digits in batches of 2,000: two steps an epoch, six epochs.
+EPOCHS = ["data.batch_size=2000", "callbacks.artifact_images_every=0", "test=false"]
+
+
+@pytest.fixture(scope="module")
+def six_epochs_straight(tmp_path_factory) -> Path:
+    _, run_dir = train(tmp_path_factory.mktemp("straight"), *EPOCHS, "trainer.max_epochs=6")
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        # the case: max_steps set, max_epochs the limit that stops, stopped at an
+        # epoch's end (what a kill right after that epoch's checkpoint leaves)
+        (["trainer.max_steps=1000", "trainer.max_epochs=2"], ["trainer.max_epochs=6"]),
+        # a finished epoch-limited run extended
+        (["trainer.max_epochs=2"], ["trainer.max_epochs=6"]),
+        # a step-limited run whose limit is raised, then max_epochs stops it
+        (["trainer.max_steps=5", "trainer.max_epochs=6"], ["trainer.max_steps=1000"]),
+    ],
+    ids=["max_steps_set_max_epochs_stops", "max_epochs_raised", "max_steps_raised"],
+)
+def test_a_resume_reaches_the_straight_runs_step_and_metrics_whichever_limit_stops_it(
+    tmp_path, six_epochs_straight, first, then
+):
+    straight = six_epochs_straight
+    _, run_dir = train(tmp_path, *EPOCHS, *first)
+    train(tmp_path, *EPOCHS, *then, f"resume={run_dir}")
+
+    assert results(straight)["global_step"] == 12
+    assert results(run_dir)["global_step"] == 12
+    assert results(run_dir)["metrics"] == results(straight)["metrics"]
+    losses = scalars(events(run_dir), "train/loss")
+    assert [s for s, _ in losses] == list(range(12))
+    assert losses == scalars(events(straight), "train/loss")

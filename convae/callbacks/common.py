@@ -8,11 +8,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from convae.compat import logging_step
+
 
 def tb_step(trainer: pl.Trainer) -> int:
     """The step Lightning gives this validation's scalars (the last trained batch), so
     images line up with the val/ curves; 0 for the step-0 validation."""
-    return trainer.fit_loop.epoch_loop._batches_that_stepped
+    return logging_step(trainer)
 
 
 def tb_writer(trainer: pl.Trainer) -> Any | None:

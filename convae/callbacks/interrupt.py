@@ -53,13 +53,6 @@ class GracefulInterrupt(pl.Callback):
 
             self._previous[signal.SIGUSR2] = signal.signal(signal.SIGUSR2, stop_then_hand_over)
 
-    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, *args) -> None:
-        # One optimizer, no accumulation: the logging step is the global step. Lightning
-        # adds one to it when restoring a checkpoint saved at an epoch's end, which would
-        # leave a gap in every curve of a resumed run.
-        loop = trainer.fit_loop.epoch_loop
-        loop._batches_that_stepped = trainer.global_step
-
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
         # A collective every step (like Lightning's own SIGTERM broadcast): a few microseconds.
         if trainer.strategy.reduce_boolean_decision(self._stop_requested, all=False):
