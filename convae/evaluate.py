@@ -24,6 +24,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchvision.utils import make_grid
 
+from convae import checkpoint
+from convae.checkpoint import run_relative
 from convae.cli import condensing_errors, one_line, run_cli
 from convae.config import ConfigError
 from convae.data.datamodule import MnistDataModule
@@ -72,15 +74,9 @@ def find_checkpoint(arg: str) -> tuple[Path, Path]:
 
 
 def load_module(ckpt: Path) -> AutoencoderModule:
-    try:
-        module = AutoencoderModule.load_from_checkpoint(
-            ckpt, map_location="cpu", weights_only=False
-        )
-    except Exception as err:
-        why = (str(err).splitlines() or [""])[0][:200]
-        raise ConfigError(f"ckpt='{ckpt}' is invalid: not a convae checkpoint ({why})") from err
-    _check(bool(module.hparams.get("config")), "ckpt", str(ckpt), "holds no run config")
-    return module.eval()
+    """Safe load (weights_only=True): a crafted checkpoint is refused, never unpickled
+    into code; any failure is one line naming the file (convae.checkpoint)."""
+    return checkpoint.load_module(ckpt)
 
 
 def load_test_split(config: dict[str, Any], run_dir: Path) -> tuple[torch.Tensor, str]:
@@ -157,7 +153,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out.mkdir(exist_ok=True)
     write_atomic(out / EVAL_PNG, figure_png(rows, cfg.eval.digits))
     result = {
-        "checkpoint": str(ckpt),
+        "checkpoint": run_relative(ckpt, run_dir),  # relative: a copied run names its own
         "data_source": source,
         "train_noise_std": config["data"]["noise_std"],
         "loss_name": module.loss_name,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from convae.checkpoint import in_run
 
 RESULTS = "results.json"
 
@@ -35,19 +38,43 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
-    """A run folder's results.json, or {} when there is none (or it is unreadable)."""
+    """A run folder's results.json, or {} when there is none (or it is unreadable, or valid
+    JSON of another shape: a run of unknown state, said in one WARNING line)."""
+    path = Path(run_dir) / RESULTS
     try:
-        return json.loads((Path(run_dir) / RESULTS).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    problem = results_shape_problem(data)
+    if problem is not None:
+        if path not in _warned:  # read several times per run; said once
+            _warned.add(path)
+            logging.getLogger("convae").warning("%s: %s; treated as a run of unknown state",
+                                                path, problem)  # fmt: skip
+        return {}
+    return data
+
+
+_warned: set[Path] = set()
+_JSON_NAMES = {list: "a list", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}  # fmt: skip
+
+
+def results_shape_problem(data: Any) -> str | None:
+    """None for a JSON object, else e.g. "results.json holds a list, not an object"."""
+    if isinstance(data, dict):
+        return None
+    return f"{RESULTS} holds {_JSON_NAMES.get(type(data), type(data).__name__)}, not an object"
 
 
 def tested_checkpoint(run_dir: str | Path, results: dict[str, Any] | None = None) -> Path | None:
-    """The weights a run's test metrics came from: its best checkpoint (also found beside
-    the run when the folder was moved), else checkpoints/last.ckpt; None if neither."""
+    """The weights a run's test metrics came from: its best checkpoint, else
+    checkpoints/last.ckpt; None if neither. Always this folder's own files, wherever the
+    run was copied or moved: the recorded path is relative to the folder (an absolute one,
+    from before runs were relocatable, is read as the same name under checkpoints/)."""
     run_dir = Path(run_dir)
     best = (read_results(run_dir) if results is None else results).get("best_checkpoint")
-    candidates = [Path(best), run_dir / "checkpoints" / Path(best).name] if best else []
+    candidates = [in_run(best, run_dir)] if isinstance(best, str) and best else []
     candidates.append(run_dir / "checkpoints" / "last.ckpt")
     return next((c for c in candidates if c.is_file()), None)
 

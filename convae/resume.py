@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from convae.config import ConfigError, TrainConfig
+from convae.checkpoint import DAMAGED, CheckpointError, global_step, read_checkpoint
+from convae.config import EXTENSION_POINTS, ConfigError, TrainConfig
 from convae.results import read_results
 
+log = logging.getLogger("convae")
 _NO = object()
+_DECIDED: dict[tuple[Path, int, int], Path] = {}  # last.ckpt (path, size, mtime) -> resume from
 
 
 def resume_checkpoint(cfg: DictConfig) -> Path | None:
@@ -24,6 +27,9 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
         return None
     if not path.is_file():
         raise ConfigError(f"{key}={cfg[key]!r} is invalid: no checkpoint at {path}")
+    if key == "resume":
+        return usable_last(path)
+    read_checkpoint(path)  # a file named by the user: its own error, no fallback
     return path
 
 
@@ -32,14 +38,58 @@ def requeued_checkpoint(run_dir: Path) -> Path | None:
     from the last checkpoint there, unless that run completed or failed."""
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     status = read_results(run_dir).get("status")
-    return ckpt if ckpt.is_file() and status in (None, "interrupted") else None
+    return usable_last(ckpt) if ckpt.is_file() and status in (None, "interrupted") else None
+
+
+def usable_last(last: Path) -> Path:
+    """``last``, checked by a safe load; when it is truncated or empty (a save that was
+    killed), the newest loadable best-*.ckpt beside it, with a warning. The data order
+    depends only on seed, epoch and step, so resuming from that earlier step is still
+    exact. A refused or foreign file is never skipped: its error stops the resume.
+
+    Decided once per file as it is now (the folder claim asks too, then ``train``)."""
+    st = last.stat()
+    key = (last.absolute(), st.st_size, st.st_mtime_ns)
+    if key not in _DECIDED:
+        _DECIDED[key] = _usable_last(last)
+    return _DECIDED[key]
+
+
+def _usable_last(last: Path) -> Path:
+    try:
+        read_checkpoint(last)
+        return last
+    except CheckpointError as err:
+        if err.kind != DAMAGED:
+            raise
+        damaged = err
+    found = []
+    for candidate in sorted(last.parent.glob("best-*.ckpt")):
+        try:
+            found.append((global_step(read_checkpoint(candidate)), candidate))
+        except CheckpointError as err:
+            if err.kind != DAMAGED:
+                raise
+            log.warning("Skipping %s", err)
+    if not found:
+        raise CheckpointError(
+            last,
+            f"{damaged.why}; no loadable best-*.ckpt beside it to resume from instead",
+            DAMAGED,
+        )
+    step, fallback = max(found)
+    log.warning("%s; resuming from %s (step %d) instead", damaged, fallback.name, step)
+    return fallback
 
 
 def config_for_resume(cfg: DictConfig, ckpt: Path) -> DictConfig:
     """The checkpointed run's config (stored in every checkpoint), with only this command
     line's overrides on top, e.g. a larger trainer.max_epochs."""
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
-    resumed = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved["config"])
+    saved = read_checkpoint(ckpt)["hyper_parameters"]
+    schema = OmegaConf.structured(TrainConfig)
+    for section in EXTENSION_POINTS:  # e.g. +optim.momentum=0.9, given when the run began
+        OmegaConf.set_struct(schema[section], False)
+    resumed = OmegaConf.merge(schema, saved["config"])
     for override in HydraConfig.get().overrides.task:
         key = override.split("=", 1)[0].lstrip("+~")
         if key in ("resume", "ckpt_path") or OmegaConf.select(resumed, key, default=_NO) is _NO:

@@ -54,7 +54,7 @@ def test_run_folder_gives_every_metric_at_every_noise_level(folder_eval, run_dir
     for level in report["levels"]:
         assert set(level) == METRICS | {"noise_std"}
         assert all(math.isfinite(v) for v in level.values()), level
-    assert Path(report["checkpoint"]).parent == run_dir / "checkpoints"
+    assert Path(report["checkpoint"]).parent == Path("checkpoints")  # relative to the run
     assert Path(report["checkpoint"]).name.startswith("best-")  # a folder picks the best
     assert report["data_source"] == "bundled" and report["train_noise_std"] == 0.0
     assert report["test_images"] == 500
@@ -80,16 +80,16 @@ def test_figure_is_ten_digits_wide_with_two_rows_per_level(folder_eval):
     assert folder_eval[1] == grid_size(digits=10, rows=2 * 4)
 
 
-def test_checkpoint_file_works_and_noise_is_the_same_in_every_call(folder_eval, tmp_path):
+def test_checkpoint_file_works_and_noise_is_the_same_in_every_call(folder_eval, run_dir, tmp_path):
     """Noise is keyed by its level alone: one level and another batch size give the same
     numbers as the default call."""
-    best = folder_eval[0]["checkpoint"]
+    best = run_dir / folder_eval[0]["checkpoint"]
     evaluate(
         tmp_path, f"ckpt={best}", "eval.noise_stds=[0.5]", "eval.digits=4", "eval.batch_size=64"
     )
-    out = Path(best).parent.parent / "eval"
+    out = run_dir / "eval"
     report = json.loads((out / "eval.json").read_text())
-    assert report["checkpoint"] == best
+    assert report["checkpoint"] == folder_eval[0]["checkpoint"]
     (level,) = report["levels"]
     expected = folder_eval[0]["levels"][2]
     assert level == pytest.approx(expected, rel=1e-5)

@@ -86,7 +86,7 @@ def test_divergence_after_a_checkpoint_never_overwrites_the_best(tmp_path):
         trainer.fit(build_module(cfg), datamodule=build_datamodule(cfg))
     best = trainer.checkpoint_callback.best_model_path
     assert best.endswith("best-epoch000-step20.ckpt")
-    weights = torch.load(best, weights_only=False)["state_dict"]
+    weights = torch.load(best, weights_only=True)["state_dict"]
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "best-epoch000-step20.ckpt", "last.ckpt"]  # fmt: skip

@@ -87,7 +87,7 @@ def test_a_requeued_job_resumes_from_the_last_checkpoint_in_its_folder(tmp_path)
     train(tmp_path / "job", *args, "trainer.max_steps=60", f"hydra.run.dir={run_dir}")
     _, straight = train(tmp_path / "straight", *args, "trainer.max_steps=60")
     res = results(run_dir)
-    assert res["resumed_from"].endswith("last.ckpt") and res["global_step"] == 60
+    assert res["resumed_from"] == "checkpoints/last.ckpt" and res["global_step"] == 60
     assert res["metrics"] == results(straight)["metrics"]
     assert [s for s, _ in scalars(events(run_dir), "train/loss")] == list(range(60))
 
@@ -114,7 +114,7 @@ def test_a_launchers_usr2_handler_runs_after_the_exact_step_is_saved(tmp_path):
     assert signal_in_second_epoch(command, tmp_path, signal.SIGUSR2) == 3
     assert (tmp_path / "requeued").read_text() == "yes"
     last = torch.load(next(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt")),
-                      weights_only=False)  # fmt: skip
+                      weights_only=True)  # fmt: skip
     assert 20 < last["global_step"] < 40  # the step USR2 arrived at, not the epoch's start
 
 
@@ -155,3 +155,13 @@ def test_a_resume_reaches_the_straight_runs_step_and_metrics_whichever_limit_sto
     losses = scalars(events(run_dir), "train/loss")
     assert [s for s, _ in losses] == list(range(12))
     assert losses == scalars(events(straight), "train/loss")
+
+
+@pytest.mark.slow
+def test_a_run_with_extra_optimizer_arguments_resumes_with_them(tmp_path):
+    """optim is the one extension point: +optim.<kwarg> survives the checkpoint's config."""
+    args = ["optim._target_=torch.optim.SGD", "+optim.momentum=0.9", *EPOCHS]
+    _, run_dir = train(tmp_path, *args, "trainer.max_steps=4")
+    train(tmp_path, "trainer.max_steps=6", f"resume={run_dir}")
+    res = results(run_dir)
+    assert res["global_step"] == 6 and res["config"]["optim"]["momentum"] == 0.9

@@ -67,7 +67,7 @@ def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
     assert res["status"] == "completed" and res["global_step"] == 20
     assert len(list(run_dir.glob("events.out.tfevents.*"))) >= 1
     module = AutoencoderModule.load_from_checkpoint(
-        run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+        run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
     )
     dm = MnistDataModule(source="bundled")
     single = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,

@@ -91,9 +91,9 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
     """(targets, noisy inputs or None, reconstructions) for the first ``n`` test digits."""
     import torch
 
+    from convae.checkpoint import load_module
     from convae.data.datamodule import MnistDataModule
     from convae.data.noise import to_unit
-    from convae.module import AutoencoderModule
 
     ckpt = tested_checkpoint(job.folder, job.results)
     if ckpt is None:
@@ -106,8 +106,7 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
         noisy = dm.test_set.noisy
         cache[key] = (to_unit(dm.test_set.images[:n]), None if noisy is None else noisy[:n])
     targets, noisy = cache[key]
-    module = AutoencoderModule.load_from_checkpoint(ckpt, map_location="cpu")
-    module.eval()
+    module = load_module(ckpt)  # weights_only: a crafted checkpoint is refused, not run
     with torch.no_grad():
         recon = module.reconstruct(targets if noisy is None else noisy)
     return targets, noisy, recon
