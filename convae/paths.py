@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -16,10 +17,17 @@ MAX_NAME = 200  # most file systems allow 255 bytes per name
 
 def job_dirname(override_dirname: str, job_num: int) -> str:
     """A sweep job's folder: its overrides (``model.upsample=transposed,seed=2``) made
-    file-system safe ('/' and other unsafe characters become '_'), or ``job<N>`` if none."""
-    name = _UNSAFE.sub("_", str(override_dirname))
-    if len(name) > MAX_NAME:
-        name = f"{name[: MAX_NAME - 12]}...job{job_num}"
+    file-system safe ('/' and other unsafe characters become '_'), or ``job<N>`` if none.
+    A name changed on the way (or cut to MAX_NAME) ends in ``~`` and 6 hex digits of a hash
+    of the overrides: ``data.root=x/y`` and ``data.root=x_y`` get two folders, and a job run
+    again (a requeue, ``sweep_existing=continue``) finds its folder again."""
+    raw = str(override_dirname)
+    name = _UNSAFE.sub("_", raw)  # '~' is unsafe too: only the suffix has one
+    if name != raw or len(name) > MAX_NAME:
+        tag = "~" + hashlib.sha256(raw.encode()).hexdigest()[:6]
+        if len(name) + len(tag) > MAX_NAME:
+            name = name[: MAX_NAME - len(tag) - 3] + "..."
+        name += tag
     return name or f"job{job_num}"
 
 
@@ -48,8 +56,10 @@ def fixed_override_keys() -> list[str]:
     try:
         overrides = OverridesParser.create().parse_overrides(args)
     except Exception:  # not a command line of overrides (e.g. a test harness): keep all
-        return []
-    return [o.key_or_group for o in overrides if not o.is_sweep_override()]
+        return ["sweep_existing"]
+    # sweep_existing says how to treat the folder, not what a job trains: never in a name,
+    # so a sweep run again with sweep_existing=continue finds its jobs' folders
+    return [o.key_or_group for o in overrides if not o.is_sweep_override()] + ["sweep_existing"]
 
 
 def register_resolvers() -> None:
