@@ -16,11 +16,19 @@ from typing import Any
 
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from convae.config import ConfigError
+from convae.checkpoint import CheckpointError
+from convae.checkpoint_io import CheckpointSaveError
+from convae.config import MAX_LINE_CHARS, ConfigError, cap_line, short_repr
 from convae.data.idx import DataFileError
 from convae.module import TrainingDiverged
 
-USER_ERRORS = (ConfigError, DataFileError, TrainingDiverged)
+USER_ERRORS = (
+    ConfigError,
+    DataFileError,
+    TrainingDiverged,
+    CheckpointSaveError,
+    CheckpointError,
+)
 
 
 def _squash(text: str) -> str:
@@ -28,7 +36,12 @@ def _squash(text: str) -> str:
 
 
 def one_line(err: BaseException) -> str:
-    """The error as one line that names the key or file, the value and what is allowed."""
+    """The error as one line that names the key or file, the value and what is allowed;
+    capped at a readable length (long values are cut), whatever the input."""
+    return cap_line(_one_line(err))
+
+
+def _one_line(err: BaseException) -> str:
     from hydra.errors import ConfigCompositionException, MissingConfigException
 
     if isinstance(err, USER_ERRORS):
@@ -43,7 +56,7 @@ def one_line(err: BaseException) -> str:
             names = ", ".join(f.name for f in fields(kind))
             return f"{given.group(1) if given else key}: unknown key; {kind.__name__} has {names}"
         if hasattr(cause, "value") and cause.value is not None:
-            return f"{key}={cause.value!r} is invalid: {msg}"
+            return f"{key}={short_repr(cause.value)} is invalid: {msg}"
         return f"{key}: {msg}"
     if isinstance(err, MissingConfigException):
         lines = str(err).splitlines()
@@ -57,7 +70,8 @@ def one_line(err: BaseException) -> str:
         return f"{head}; available: {', '.join(options)}" if options else head
     if isinstance(err, ConfigCompositionException):
         return _squash(str(err))
-    return f"{type(err).__name__}: {_squash(str(err))} (HYDRA_FULL_ERROR=1 shows the traceback)"
+    hint = " (HYDRA_FULL_ERROR=1 shows the traceback)"  # kept when the message is cut
+    return f"{type(err).__name__}: {cap_line(str(err), MAX_LINE_CHARS - 80)}{hint}"
 
 
 _CONDENSE = "_CONVAE_ONE_LINE_ERRORS"

@@ -5,8 +5,11 @@ any data is loaded or model built.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +18,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from convae.data.sources import SOURCES
+from convae.models.autoencoder import encoder_sizes
 from convae.models.upsample import UPSAMPLERS
 
 LOSSES = ("bce", "mse")
+SWEEP_EXISTING = ("refuse", "continue", "overwrite")
 
 
 @dataclass
@@ -61,7 +66,9 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    # bf16-mixed where the CPU (AMX, AVX512-BF16) or GPU computes bf16 natively, else
+    # 32-true: emulated bf16 is slower than fp32 (convae/precision.py; convae-bench measures)
+    precision: str = "auto"
     deterministic: Any = True  # bit-reproducible on CPU; "warn" where ops have no such kernel
     log_every_n_steps: int = 1  # train/loss at every step
     check_val_every_n_epoch: int = 1
@@ -102,6 +109,10 @@ class TrainConfig:
     test: bool = True  # evaluate the best checkpoint on the test split at the end
     resume: str | None = None  # a run folder: continue from its checkpoints/last.ckpt
     ckpt_path: str | None = None  # or a checkpoint file inside a run folder
+    # A sweep (-m) into a folder that already holds files: refuse (default), continue
+    # (completed jobs skipped, unfinished ones resumed, failed ones started again cleanly)
+    # or overwrite (the folder's old contents removed first). See convae/sweep_folder.py.
+    sweep_existing: str = "refuse"
 
 
 def register_configs() -> None:
@@ -123,6 +134,7 @@ PLUMBING_KEYS = (
     "test",
     "resume",
     "ckpt_path",
+    "sweep_existing",
 )
 
 
@@ -130,13 +142,145 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the key, the value and what is allowed."""
 
 
+# Error lines stay readable whatever the input: a value is shown to about 80 characters
+# (reprlib-style, "..." where cut) and a whole line to 500 (a 100,000-character
+# data.source once made a 100 KB "one-line" error).
+MAX_VALUE_CHARS = 80
+MAX_LINE_CHARS = 500
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = _short.maxlong = MAX_VALUE_CHARS
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 10
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)``, cut to about MAX_VALUE_CHARS characters."""
+    return _short.repr(value)
+
+
+def cap_line(line: str, limit: int = MAX_LINE_CHARS) -> str:
+    """One line of at most ``limit`` characters: an error line, never a page."""
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
     if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
+        raise ConfigError(cap_line(f"{key}={short_repr(value)} is invalid: {allowed}"))
+
+
+# Sections whose keys are handed on as keyword arguments, so the schema cannot list them:
+# optim is built with hydra.utils.instantiate(cfg.optim, params=...), and any torch
+# optimizer's arguments are welcome (optim._target_=torch.optim.SGD +optim.momentum=0.9).
+# trainer is deliberately not one: build_trainer passes default_root_dir, logger, callbacks,
+# num_sanity_val_steps, use_distributed_sampler and inference_mode itself (a duplicate is a
+# TypeError), and Trainer arguments such as accumulate_grad_batches or max_time would break
+# the exact resume and the step counting convae relies on. A Trainer argument becomes
+# settable by adding it to TrainerConfig, where its type is checked too.
+EXTENSION_POINTS = ("optim",)
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Keys added with ``+key=value`` that the schema does not have are refused: Hydra lets
+    ``+`` add anything, and an unused key (a typo) would otherwise pass without a word."""
+    composed = OmegaConf.to_container(cfg, resolve=False)  # no interpolation is resolved
+    _known_keys(composed, OmegaConf.structured(TrainConfig), "")  # type: ignore[arg-type]
+
+
+def _known_keys(node: Mapping[str, Any], schema: DictConfig, prefix: str) -> None:
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if name in EXTENSION_POINTS or name == "hydra":  # hydra.*: Hydra's own
+            continue
+        if key not in schema:
+            kind = OmegaConf.get_type(schema)
+            section = kind.__name__ if kind is not None and kind is not dict else prefix
+            known = ", ".join(str(k) for k in schema if k != "defaults")
+            raise ConfigError(cap_line(f"{name}: unknown key; {section} has {known}"))
+        if isinstance(value, Mapping) and isinstance(schema[key], DictConfig):
+            _known_keys(value, schema[key], f"{name}.")
+
+
+# pl.seed_everything accepts 0..2**32-1 (numpy's seed range) and raises beyond; the noise
+# and shuffling generators (convae/data/noise.py) mix the seed with the step, rank and epoch
+# in numpy's SeedSequence, which takes any int >= 0, so seed_everything's range is the limit.
+MAX_SEED = 2**32 - 1
+# data.split_seed goes to torch.Generator.manual_seed (at most 2**64 - 1) and SeedSequence.
+MAX_SPLIT_SEED = 2**64 - 1
+IMAGE_SIZE = 28  # MNIST and Fashion-MNIST
+FLOAT_BYTES = 4
+
+
+def estimated_memory(depths: list[int], kernel_size: int, batch_size: int) -> tuple[int, int]:
+    """(parameter bytes, activation bytes for one training batch), a rough lower bound.
+
+    With channels c_0 = 1, c_i = model.depths[i-1], kernel k and spatial sizes s_0 = 28,
+    s_i = ceil(s_{i-1} / 2) (convae/models/autoencoder.py):
+      parameters P = sum over the encoder convs (c_{i-1} -> c_i), the decoder stages
+        (c_L -> c_L, c_L -> c_{L-1}, ..., c_2 -> c_1) and the last conv (c_1 -> 1) of
+        k^2 * in * out + out  (pixel_shuffle stages have 4x more: not counted);
+      parameter memory = 4 bytes * P * 4 (weights, gradients, Adam's two moments);
+      activations per image = sum_i c_i * (2 * s_{i-1}^2 + s_i^2) + c_{i+1} * s_{i-1}^2
+        (encoder conv and pool outputs, decoder upsampled input and conv output; c_{L+1} =
+        c_L) + 2 * 28^2 (input and logits), times 4 bytes * data.batch_size.
+    """
+    depths, k = [int(d) for d in depths], int(kernel_size)
+    ch = [1, *depths]
+    sizes = encoder_sizes(IMAGE_SIZE, len(depths))
+    pairs = list(itertools.pairwise(ch))  # encoder
+    pairs += list(zip([ch[-1], *depths[:0:-1]], depths[::-1], strict=True))  # decoder
+    pairs.append((depths[0], 1))
+    params = sum(k * k * cin * cout + cout for cin, cout in pairs)
+    per_image = 2 * IMAGE_SIZE**2
+    for i, c in enumerate(depths, start=1):
+        upsampled_from = depths[i] if i < len(depths) else depths[-1]
+        per_image += c * (2 * sizes[i - 1] ** 2 + sizes[i] ** 2)
+        per_image += upsampled_from * sizes[i - 1] ** 2
+    return FLOAT_BYTES * params * 4, FLOAT_BYTES * per_image * int(batch_size)
+
+
+def physical_memory() -> int | None:
+    """The machine's memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(n: float) -> str:
+    """Bytes to three significant digits in kB, MB, GB, TB or PB."""
+    for unit in ("kB", "MB", "GB", "TB"):
+        n /= 1000
+        if n < 999.5:
+            return f"{n:.3g} {unit}"
+    return f"{n / 1000:,.0f} PB"
+
+
+def _check_memory(cfg: DictConfig) -> None:
+    """Refuses a model that cannot fit: torch would fail later with a raw allocation error
+    naming no key, after the run folder was made."""
+    memory = physical_memory()
+    if memory is None:
+        return
+    m, batch = cfg.model, cfg.data.batch_size
+    param_bytes, act_bytes = estimated_memory(list(m.depths), m.kernel_size, batch)
+    if param_bytes + act_bytes <= memory:
+        return
+    need = (
+        f"needs at least {_size(param_bytes)} for weights, gradients and Adam's moments plus "
+        f"{_size(act_bytes)} of activations for data.batch_size={batch}, more than this "
+        f"machine's {_size(memory)}"
+    )
+    one_image = act_bytes // max(1, batch)
+    if param_bytes + one_image <= memory:  # the model fits; the batch does not
+        _check(False, "data.batch_size", batch, f"the model {need}; expected a smaller batch")
+    if m.kernel_size > 3 and sum(estimated_memory(list(m.depths), 3, batch)) <= memory:
+        _check(False, "model.kernel_size", m.kernel_size, f"the model {need}")  # its fault
+    _check(False, "model.depths", list(m.depths), f"the model {need}; expected smaller depths")
 
 
 def validate(cfg: DictConfig) -> None:
     """Value checks that types alone cannot express; run before any compute is spent."""
+    check_known_keys(cfg)
     m, d, o = cfg.model, cfg.data, cfg.optim
     depths = list(m.depths)
     _check(
@@ -183,13 +327,41 @@ def validate(cfg: DictConfig) -> None:
         cfg.threads,
         "expected a positive int or null (all available cores)",
     )
-    _check(cfg.seed >= 0, "seed", cfg.seed, "expected an int >= 0")
+    _check(
+        0 <= cfg.seed <= MAX_SEED,
+        "seed",
+        cfg.seed,
+        f"expected an int from 0 to {MAX_SEED} (2**32 - 1, what pl.seed_everything accepts)",
+    )
+    _check(
+        0 <= d.split_seed <= MAX_SPLIT_SEED,
+        "data.split_seed",
+        d.split_seed,
+        f"expected an int from 0 to {MAX_SPLIT_SEED} (2**64 - 1)",
+    )
+    t = cfg.trainer
+    for key in ("max_epochs", "max_steps"):
+        _check(
+            t[key] >= 1 or t[key] == -1,
+            f"trainer.{key}",
+            t[key],
+            "expected an int >= 1, or -1 for no limit",
+        )
+    _check(  # Lightning: max_epochs=-1 is no epoch limit, so only max_steps would stop it
+        not (t.max_epochs == -1 and t.max_steps == -1),
+        "trainer.max_epochs",
+        t.max_epochs,
+        "with trainer.max_steps=-1 too, training would never stop; expected "
+        "trainer.max_epochs >= 1 or trainer.max_steps >= 1",
+    )
     _check(
         not (cfg.resume and cfg.ckpt_path),
         "ckpt_path",
         cfg.ckpt_path,
         "give resume=<run dir> or ckpt_path=<file>, not both",
     )
+    _check(cfg.sweep_existing in SWEEP_EXISTING, "sweep_existing", cfg.sweep_existing,
+           f"expected one of {', '.join(SWEEP_EXISTING)}")  # fmt: skip
     c = cfg.callbacks
     _check(c.checkpoint_mode in ("min", "max"), "callbacks.checkpoint_mode", c.checkpoint_mode,
            "expected min or max")  # fmt: skip
@@ -200,6 +372,7 @@ def validate(cfg: DictConfig) -> None:
     _check(c.early_stopping_patience is None or c.early_stopping_patience > 0,
            "callbacks.early_stopping_patience", c.early_stopping_patience,
            "expected a positive int or null")  # fmt: skip
+    _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from convae.config import flatten
-from convae.results import RESULTS
+from convae.results import RESULTS, results_shape_problem
 
 SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)
 JOB_COLUMNS = ["sweep", "job", "status", "error"]
@@ -74,8 +74,16 @@ def read_job(sweep: Path, folder: Path) -> Job:
         results = json.loads(results_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         return Job(sweep, folder, "failed", f"unreadable {RESULTS}: {err}", overrides=overrides)
+    problem = results_shape_problem(results)  # valid JSON, but not an object
+    if problem is not None:
+        return Job(sweep, folder, "failed", problem, overrides=overrides)
     status = str(results.get("status", "unknown"))
-    metrics = {k: float(v) for k, v in (results.get("metrics") or {}).items()}
+    raw_metrics = results.get("metrics")
+    metrics = {
+        str(k): float(v)
+        for k, v in (raw_metrics.items() if isinstance(raw_metrics, dict) else ())
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     return Job(
         sweep=sweep,
         folder=folder,
@@ -147,13 +155,19 @@ def read_sweep(sweep: Path) -> list[Job]:
         )
     expected = expected_overrides(sweep)
     if expected:
-        seen = {frozenset(j.overrides) for j in jobs}
+        seen = {_job_identity(j.overrides) for j in jobs}
         for overrides in expected:
-            if frozenset(overrides) not in seen:
+            if _job_identity(overrides) not in seen:
                 name = ",".join(sorted(overrides))
                 error = "no job folder (the sweep stopped before it)"
                 jobs.append(Job(sweep, sweep / name, "not started", error, overrides=overrides))
     return jobs
+
+
+def _job_identity(overrides: Sequence[str]) -> frozenset[str]:
+    """A job's overrides, less sweep_existing: a sweep continued with
+    sweep_existing=continue asks for the same jobs its first run did."""
+    return frozenset(o for o in overrides if o.lstrip("+~").split("=", 1)[0] != "sweep_existing")
 
 
 def _job_name(job: Job, sweeps: Sequence[Path]) -> tuple[str, str]:

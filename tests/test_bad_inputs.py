@@ -1,0 +1,245 @@
+"""Inputs that used to be accepted, or refused with a raw error, a traceback or a page of
+text (issue #16, part 6): each is refused in one short line naming the key, before anything
+is written, or capped with a warning."""
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from conftest import events, results, run_script
+from hydra import compose, initialize_config_module
+
+from convae.cli import one_line
+from convae.config import (
+    MAX_LINE_CHARS,
+    MAX_SEED,
+    ConfigError,
+    TrainConfig,
+    register_configs,
+    validate,
+)
+from convae.report.sweeps import read_job
+from convae.results import read_results
+from convae.threads import available_cores, capped_threads
+from convae.train import _remove_if_empty, check_monitor, monitorable_tags
+
+LONG = "x" * 100_000
+FAST = ["callbacks.artifact_images_every=0", "trainer.enable_progress_bar=false", "test=false"]
+
+
+def compose_train(*overrides: str, hydra: bool = False):
+    register_configs()
+    with initialize_config_module(config_module="convae.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+
+
+REFUSED = [
+    (["+foo=1"], "foo"),
+    (["+model.bar=2"], "model.bar"),
+    (["+data.sorce=bundled"], "data.sorce"),
+    (["+trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches"),
+    (["trainer.max_epochs=-1"], "trainer.max_epochs"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs"),
+    (["trainer.max_steps=0"], "trainer.max_steps"),
+    (["trainer.max_steps=-2"], "trainer.max_steps"),
+    (["model.depths=[1000000]"], "model.depths"),
+    (["model.kernel_size=100001"], "model.kernel_size"),
+    (["data.batch_size=100000000"], "data.batch_size"),
+    (["seed=1099511627776"], "seed"),
+    ([f"seed={MAX_SEED + 1}"], "seed"),
+    (["data.split_seed=-1"], "data.split_seed"),
+    ([f"data.source={LONG}"], "data.source"),
+    ([f"data.root={LONG}", f"data.source={LONG}"], "data.source"),
+]
+
+
+@pytest.mark.parametrize("overrides,key", REFUSED, ids=[k for _, k in REFUSED])
+def test_bad_inputs_are_refused_in_one_short_line_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_train(*overrides))
+    line = one_line(err.value)
+    assert line.startswith(f"{key}=") or line.startswith(f"{key}:"), line
+    assert "\n" not in line and len(line) <= MAX_LINE_CHARS
+    assert str(err.value) == line  # validate's own message is already capped
+
+
+def test_an_unknown_added_key_lists_every_key_of_the_schema():
+    with pytest.raises(ConfigError) as err:
+        validate(compose_train("+foo=1"))
+    # derived from the dataclass: a key added to TrainConfig is listed without more code
+    for f in fields(TrainConfig):
+        if f.name != "defaults":
+            assert f.name in str(err.value)
+
+
+def test_seeds_up_to_the_top_of_seed_everythings_range_are_accepted():
+    import pytorch_lightning as pl
+
+    validate(compose_train(f"seed={MAX_SEED}"))
+    assert pl.seed_everything(MAX_SEED, verbose=False) == MAX_SEED
+    with pytest.raises(ValueError):  # what the seed check spares the user
+        pl.seed_everything(MAX_SEED + 1, verbose=False)
+
+
+def test_optimizer_arguments_can_still_be_added_to_optim():
+    import torch
+    from hydra.utils import instantiate
+
+    cfg = compose_train("optim._target_=torch.optim.SGD", "+optim.momentum=0.9")
+    validate(cfg)
+    opt = instantiate(cfg.optim)(params=[torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
+
+
+def test_hydra_keys_and_unlimited_epochs_with_a_step_limit_pass():
+    validate(compose_train("trainer.max_epochs=-1", "trainer.max_steps=10", hydra=True))
+
+
+def test_a_monitor_the_run_never_logs_is_refused_listing_the_logged_tags(tmp_path):
+    cfg = compose_train("callbacks.checkpoint_monitor=val/los")
+    with pytest.raises(ConfigError) as err:
+        check_monitor(cfg, tmp_path / "run")
+    line = one_line(err.value)
+    assert line.startswith("callbacks.checkpoint_monitor='val/los' is invalid")
+    for tag in ("train/loss", "val/loss", "val/ssim", "val/cb2_incoh"):
+        assert tag in line
+    assert "test/" not in line  # test metrics exist only after training
+    assert not (tmp_path / "run").exists()  # nothing written while checking
+    check_monitor(compose_train("callbacks.checkpoint_monitor=val/ssim"), tmp_path / "run")
+
+
+def test_one_line_caps_raw_and_composition_errors():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_train(f"data.batch_size={'a' * 100_000}")
+    line = one_line(err.value)
+    assert line.startswith("data.batch_size='aaa") and len(line) <= MAX_LINE_CHARS
+    raw = one_line(RuntimeError(LONG))
+    assert len(raw) <= MAX_LINE_CHARS and raw.endswith("(HYDRA_FULL_ERROR=1 shows the traceback)")
+
+
+def test_threads_above_the_cores_are_capped_with_a_warning(caplog):
+    cores = available_cores()
+    with caplog.at_level(logging.WARNING, logger="convae"):
+        assert capped_threads(cores) == cores
+        assert not caplog.records
+        assert capped_threads(1000) == cores
+    (record,) = caplog.records
+    assert "threads=1000" in record.getMessage() and "\n" not in record.getMessage()
+
+
+SHAPES = [("null", "null"), ("[]", "a list"), ('"done"', "a string"), ("3", "a number")]
+
+
+@pytest.mark.parametrize("text,name", SHAPES, ids=[s for s, _ in SHAPES])
+def test_results_json_of_the_wrong_shape_is_a_run_of_unknown_state(tmp_path, caplog, text, name):
+    (tmp_path / "results.json").write_text(text)
+    with caplog.at_level(logging.WARNING, logger="convae"):
+        assert read_results(tmp_path) == {}
+        assert read_results(tmp_path) == {}
+    (record,) = caplog.records  # said once, however often it is read
+    assert f"results.json holds {name}, not an object" in record.getMessage()
+    job = read_job(tmp_path.parent, tmp_path)
+    assert (job.status, job.error) == ("failed", f"results.json holds {name}, not an object")
+
+
+def test_a_rejected_run_folder_goes_with_its_empty_parents_but_not_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "outputs" / "runs" / "2026-12-03" / "10-00-00.000001"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "train.log").write_text("")
+    beside = run.parent / "10-00-00.000002"
+    beside.mkdir()
+    _remove_if_empty(run)
+    assert not run.exists() and beside.is_dir()  # another run's date folder stays
+    beside.rmdir()
+    (run / ".hydra").mkdir(parents=True)
+    _remove_if_empty(run)
+    assert list((tmp_path / "outputs").iterdir()) == []
+    kept = tmp_path / "outputs" / "runs" / "d" / "t"
+    (kept / "checkpoints").mkdir(parents=True)
+    _remove_if_empty(kept)  # holds more than Hydra's files: not a rejected run
+    assert (kept / "checkpoints").is_dir()
+
+
+# --- the real convae-train, in subprocesses ---------------------------------------------
+
+
+def convae_train(cwd: Path, *overrides: str, check: bool = True):
+    return run_script("convae-train", "data.source=bundled", *FAST, *overrides, cwd=cwd,
+                      check=check, timeout=300)  # fmt: skip
+
+
+CLI_REFUSED = [
+    ("callbacks.checkpoint_monitor=val/los", "callbacks.checkpoint_monitor"),
+    ("+foo=1", "foo"),
+    ("model.depths=[1000000]", "model.depths"),
+    (f"data.source={LONG}", "data.source"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override,key", CLI_REFUSED, ids=[k for _, k in CLI_REFUSED])
+def test_a_rejected_config_exits_1_in_one_line_and_leaves_no_folder(tmp_path, override, key):
+    proc = convae_train(tmp_path, override, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1
+    assert len(lines) == 1, proc.stderr
+    prefix = "convae-train: error: "
+    assert lines[0].startswith(f"{prefix}{key}") and len(lines[0]) <= len(prefix) + MAX_LINE_CHARS
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "outputs" / "runs").exists()
+
+
+@pytest.mark.slow
+def test_threads_1000_runs_on_the_available_cores_and_records_them(tmp_path):
+    proc = convae_train(tmp_path, "threads=1000", "trainer.max_steps=2")
+    warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "threads=1000" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0]
+    (run,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    assert results(run)["config"]["threads"] == len(os.sched_getaffinity(0))
+    # every tag checkpoint_monitor may name is one the run really logged
+    logged = set(events(run).Tags()["scalars"])
+    assert set(monitorable_tags(compose_train(), tmp_path / "x")) <= logged
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("finished")
+    convae_train(cwd, "trainer.max_steps=2", "threads=1")
+    (run,) = (cwd / "outputs" / "runs").glob("*/*")
+    return run
+
+
+@pytest.mark.slow
+def test_convae_report_shows_a_wrongly_shaped_results_json_as_a_failed_job(finished_run, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(finished_run, sweep / "seed=0")
+    bad = sweep / "seed=1"
+    (bad / ".hydra").mkdir(parents=True)
+    (bad / "results.json").write_text("null")
+    proc = run_script("convae-report", str(sweep), "--out", str(tmp_path / "report"),
+                      cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "`seed=1`: results.json holds null, not an object" in report
+
+
+@pytest.mark.slow
+def test_resume_of_a_run_whose_results_json_is_a_list_warns_once_and_goes_on(finished_run):
+    (finished_run / "results.json").write_text("[]")
+    proc = run_script("convae-train", f"resume={finished_run}", "trainer.max_steps=4",
+                      cwd=finished_run.parents[3], check=False, timeout=300)  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in output
+    warned = [line for line in output.splitlines() if "holds a list, not an object" in line]
+    assert len(warned) == 1
+    done = json.loads((finished_run / "results.json").read_text())
+    assert (done["status"], done["global_step"]) == ("completed", 4)
