@@ -6,20 +6,27 @@ object is one function here.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from convae.callbacks.checkerboard import CheckerboardScores
+from convae.callbacks.checkpointing import RelocatableModelCheckpoint
 from convae.callbacks.exact_resume import ExactResume
 from convae.callbacks.interrupt import GracefulInterrupt
 from convae.callbacks.reconstructions import ReconstructionGrid
+from convae.checkpoint_io import AtomicCheckpointIO
 from convae.config import to_container
 from convae.data.datamodule import MnistDataModule
 from convae.module import AutoencoderModule
+from convae.precision import Precision, resolve_precision
+
+log = logging.getLogger("convae")
 
 
 def build_datamodule(cfg: DictConfig) -> MnistDataModule:
@@ -41,7 +48,7 @@ def build_module(cfg: DictConfig) -> AutoencoderModule:
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
     c = cfg.callbacks
     callbacks: list[pl.Callback] = [
-        ModelCheckpoint(
+        RelocatableModelCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="best-epoch{epoch:03d}-step{step}",
             monitor=c.checkpoint_monitor,
@@ -73,13 +80,25 @@ def build_logger(run_dir: Path) -> TensorBoardLogger:
     return TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, logger: TensorBoardLogger) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, logger: TensorBoardLogger, precision: Precision | None = None
+) -> pl.Trainer:
+    """``precision``: resolved already (train.py does it before loading data), else here."""
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    if precision is None:
+        precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+        log.info("precision %s: %s", precision.value, precision.reason)
+    kwargs["precision"] = precision.value
+    # The summary's size column assumes 32-bit weights under bf16-mixed, which is right:
+    # mixed precision keeps the weights in float32. Its warning says nothing to act on.
+    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
     return pl.Trainer(
         **kwargs,
         default_root_dir=run_dir,
         logger=logger,
         callbacks=build_callbacks(cfg, run_dir),
+        # Saves beside the target, fsynced and renamed; a failed save stops the run.
+        plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,  # the step-0 validation in train.py covers it
         # The data module's samplers shard by rank (exact DDP metrics, mid-epoch resume).
         use_distributed_sampler=False,

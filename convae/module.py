@@ -81,7 +81,7 @@ class AutoencoderModule(pl.LightningModule):
 
     @torch.no_grad()
     def reconstruct(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(inputs))
+        return torch.sigmoid(self(inputs).float())
 
     def metric_tags(self) -> list[str]:
         """Every scalar tag a finished run has, for the HPARAMS tab's metric columns."""
@@ -107,7 +107,7 @@ class AutoencoderModule(pl.LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         inputs, targets = self._training_pair(batch)
-        loss = reconstruction_loss(self.loss_name, self(inputs), targets)
+        loss = reconstruction_loss(self.loss_name, self(inputs).float(), targets)
         if not torch.isfinite(loss):
             # Stop before the optimizer step and before any checkpoint sees the model.
             last = "none" if self._last_finite_loss is None else f"{self._last_finite_loss:.4g}"
@@ -124,15 +124,19 @@ class AutoencoderModule(pl.LightningModule):
         """Updates the split's metrics; returns the batch's inputs and reconstructions for
         the callbacks that draw and score the fixed digits (convae/callbacks/common.py)."""
         inputs, targets = self._eval_pair(batch)
-        logits = self(inputs)
-        x_hat = torch.sigmoid(logits)
-        for tag, metric in metrics.items():
-            if tag.endswith("/loss"):
-                loss = reconstruction_loss(self.loss_name, logits, targets)
-                metric.update(loss, weight=len(targets))
-            else:
-                metric.update(x_hat, targets)
-            self.log(tag, metric, on_step=False, on_epoch=True, add_dataloader_idx=False)
+        logits = self(inputs)  # bf16 under bf16-mixed: the forward pass is what it speeds up
+        # Metrics from float32 outputs, outside autocast, whatever the training precision:
+        # autocast would run SSIM's filter products in bf16 and sum per-image scores there.
+        with torch.autocast(self.device.type, enabled=False):
+            logits = logits.float()
+            x_hat = torch.sigmoid(logits)
+            for tag, metric in metrics.items():
+                if tag.endswith("/loss"):
+                    loss = reconstruction_loss(self.loss_name, logits, targets)
+                    metric.update(loss, weight=len(targets))
+                else:
+                    metric.update(x_hat, targets)
+                self.log(tag, metric, on_step=False, on_epoch=True, add_dataloader_idx=False)
         return {"inputs": inputs, "x_hat": x_hat}
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:

@@ -19,12 +19,27 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from convae.build import build_datamodule, build_logger, build_module, build_trainer
+from convae.build import (
+    build_callbacks,
+    build_datamodule,
+    build_logger,
+    build_module,
+    build_trainer,
+)
 from convae.callbacks.interrupt import GracefulInterrupt
+from convae.checkpoint import read_checkpoint, run_relative
 from convae.cli import condensing_errors, one_line, run_cli
-from convae.config import ConfigError, register_configs, to_container, validate
+from convae.config import (
+    ConfigError,
+    check_known_keys,
+    register_configs,
+    short_repr,
+    to_container,
+    validate,
+)
 from convae.data.datamodule import MnistDataModule
-from convae.module import AutoencoderModule
+from convae.module import AutoencoderModule, eval_metrics
+from convae.precision import resolve_precision
 from convae.results import (
     RESULTS,
     git_commit,
@@ -34,8 +49,10 @@ from convae.results import (
     write_json_atomic,
 )
 from convae.resume import config_for_resume, requeued_checkpoint, resume_checkpoint
+from convae.run_lock import LOCK_NAME, FolderRefused
+from convae.sweep_folder import claim_run_folder, prepare_run_folder
 from convae.tb_hparams import run_hparams, write_hparams
-from convae.threads import available_cores, default_threads
+from convae.threads import available_cores, capped_threads, default_threads
 
 log = logging.getLogger("convae")
 
@@ -45,11 +62,17 @@ class Interrupted(SystemExit):
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    check_known_keys(cfg)  # this command line's +keys: a resume goes on with the saved config
     ckpt = resume_checkpoint(cfg) or requeued_checkpoint(run_dir)
     if ckpt is not None:
         cfg = config_for_resume(cfg, ckpt)
     validate(cfg)  # before any data is loaded or model built
+    check_monitor(cfg, run_dir)
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    log.info("precision %s: %s", precision.value, precision.reason)
     started = time.time()
+    if cfg.threads is not None:
+        cfg.threads = capped_threads(cfg.threads)  # results.json records the value used
     torch.set_num_threads(cfg.threads or default_threads())
     pl.seed_everything(cfg.seed, workers=True)
     log.info("Composed config:\n%s", OmegaConf.to_yaml(cfg))
@@ -58,7 +81,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     dm.setup()
     module = build_module(cfg)
     logger = build_logger(run_dir)
-    trainer = build_trainer(cfg, run_dir, logger)
+    trainer = build_trainer(cfg, run_dir, logger, precision)
     if cfg.threads is None and trainer.num_devices > 1 and cfg.trainer.accelerator == "cpu":
         torch.set_num_threads(max(1, available_cores() // trainer.num_devices))  # CPU DDP
     log.info(
@@ -77,13 +100,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 write_hparams(
                     logger.experiment,
                     run_hparams(to_container(cfg), **{"data.source_used": dm.source_used,
+                                                      "trainer.precision_used": precision.value,
                                                       "params": module.num_parameters}),
                     metric_tags(module, trainer),
                 )  # fmt: skip
             trainer.validate(module, datamodule=dm, verbose=False)  # step 0: untrained model
         else:
             log.info("Resuming in %s from %s", run_dir, ckpt)
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
         metrics = final_metrics(cfg, trainer, module, dm)
     except SIGTERMException:
         record_interrupt(cfg, run_dir, trainer, overrides)
@@ -102,8 +126,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "global_step": trainer.global_step,
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "accelerator": type(trainer.accelerator).__name__,
-        "resumed_from": str(ckpt) if ckpt else None,
-        "best_checkpoint": (checkpoint.best_model_path if checkpoint else "") or None,
+        "precision": precision.value,  # what trainer.precision (auto by default) resolved to
+        # paths inside the run folder are relative to it: a copied run names its own files
+        "resumed_from": run_relative(ckpt, run_dir),
+        "best_checkpoint": run_relative(checkpoint.best_model_path if checkpoint else "", run_dir),
         "config": to_container(cfg),
         "overrides": overrides,
         "launch_dir": os.getcwd(),
@@ -122,6 +148,27 @@ def metric_tags(module: AutoencoderModule, trainer: pl.Trainer) -> list[str]:
     return tags + [
         t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()
     ]
+
+
+def monitorable_tags(cfg: DictConfig, run_dir: Path) -> list[str]:
+    """What callbacks.checkpoint_monitor may name: train/loss and every scalar a validation
+    logs, from the same lists as ``metric_tags`` (the module's validation metrics, the
+    callbacks' metric_tags()), known from the config alone: callbacks are built, not run."""
+    tags = list(eval_metrics("val").keys())
+    tags += [t for cb in build_callbacks(cfg, run_dir) if hasattr(cb, "metric_tags")
+             for t in cb.metric_tags()]  # fmt: skip
+    return ["train/loss", *(t for t in tags if t.startswith("val/"))]
+
+
+def check_monitor(cfg: DictConfig, run_dir: Path) -> None:
+    """A monitor the run never logs would fail only after the first epoch (ModelCheckpoint
+    and EarlyStopping look it up then): refused before any data is loaded."""
+    monitor, tags = cfg.callbacks.checkpoint_monitor, monitorable_tags(cfg, run_dir)
+    if monitor not in tags:
+        raise ConfigError(
+            f"callbacks.checkpoint_monitor={short_repr(monitor)} is invalid: expected a tag "
+            f"the run logs: {', '.join(tags)}"
+        )
 
 
 def run_overrides(run_dir: Path, resumed: bool) -> list[str]:
@@ -144,7 +191,9 @@ def final_metrics(
     if cfg.test:
         ckpt = trainer.checkpoint_callback
         best = "best" if ckpt is not None and ckpt.best_model_path else None
-        trainer.test(module, datamodule=dm, ckpt_path=best, weights_only=False)
+        if best:  # e.g. a resumed run's earlier best: our one-line error, not Lightning's
+            read_checkpoint(ckpt.best_model_path)
+        trainer.test(module, datamodule=dm, ckpt_path=best, weights_only=True)
         metrics.update(to_floats(trainer.callback_metrics))
     metrics.pop("train/loss", None)  # the last batch's loss says little; the curve is in TB
     return metrics
@@ -159,7 +208,7 @@ def record_interrupt(
             run_dir / RESULTS,
             {
                 "status": "interrupted",
-                "checkpoint": str(saved) if saved else None,
+                "checkpoint": run_relative(saved, run_dir),
                 "resume": f"convae-train resume={run_dir}" if saved else "run it again",
                 "global_step": trainer.global_step,
                 "config": to_container(cfg),
@@ -175,15 +224,19 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
     if rank_zero_only.rank != 0:
         return
     keep = read_results(run_dir).get("status") in ("completed", "interrupted")
-    write_json_atomic(
-        run_dir / ("failed_resume.json" if keep else RESULTS),
-        {
-            "status": "failed",
-            "error": one_line(err),
-            "config": _container_or_raw(cfg),
-            "overrides": list(HydraConfig.get().overrides.task),
-        },
-    )
+    record = run_dir / ("failed_resume.json" if keep else RESULTS)
+    try:
+        write_json_atomic(
+            record,
+            {
+                "status": "failed",
+                "error": one_line(err),
+                "config": _container_or_raw(cfg),
+                "overrides": list(HydraConfig.get().overrides.task),
+            },
+        )
+    except OSError as unwritable:  # e.g. a read-only run folder: the caller still reports err
+        log.error("Could not record the failure in %s: %s", record, unwritable)
 
 
 def _container_or_raw(cfg: DictConfig) -> dict[str, Any]:
@@ -194,9 +247,21 @@ def _container_or_raw(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _remove_if_empty(run_dir: Path) -> None:
-    """A single run rejected for its config leaves no folder behind (Hydra made it)."""
-    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    """A single run rejected for its config leaves no folder behind (Hydra made it), nor
+    the empty date folders above it, up to (not including) outputs/ (conf/train.yaml's
+    hydra.run.dir is outputs/runs/<date>/<time>, relative to the launch folder)."""
+    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= {
+        ".hydra", "train.log", LOCK_NAME}:  # fmt: skip
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    outputs = Path.cwd().resolve() / "outputs"
+    parent = run_dir.resolve().parent
+    while outputs in parent.parents:
+        try:
+            parent.rmdir()  # only when empty: another run may have started beside it
+        except OSError:
+            break
+        parent = parent.parent
 
 
 register_configs()
@@ -206,10 +271,17 @@ register_configs()
 def hydra_main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    lock = None  # one writer per run folder (convae/sweep_folder.py), held to the end
     try:
+        lock = claim_run_folder(run_dir)  # None on DDP ranks > 0: rank 0 holds it
+        done = prepare_run_folder(cfg, run_dir, hc.mode == RunMode.MULTIRUN) if lock else None
+        if done is not None:  # a sweep job that completed earlier: nothing run or written
+            return done["metrics"].get("val/loss")
         results = train(cfg, run_dir)
     except Exception as err:
-        if isinstance(err, ConfigError) and hc.mode != RunMode.MULTIRUN:
+        if isinstance(err, FolderRefused):
+            pass  # another process's folder, or a run not to overwrite: left untouched
+        elif isinstance(err, ConfigError) and hc.mode != RunMode.MULTIRUN:
             _remove_if_empty(run_dir)
         else:
             record_failure(cfg, run_dir, err)
@@ -218,6 +290,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
         # Raised past Hydra, which would print its own "Error executing job" line first.
         print(f"convae-train: error: {one_line(err)}", file=sys.stderr)
         raise SystemExit(1) from None
+    finally:
+        if lock is not None:
+            lock.release()
     return results["metrics"].get("val/loss")  # what a sweeper such as Optuna minimises
 
 

@@ -8,6 +8,8 @@ import pytest
 from conftest import events, results, run_script, scalars, train
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from convae.precision import resolve_precision
+
 SCALARS = ["train/loss", "val/loss", "val/psnr", "val/ssim", "test/loss", "test/psnr",
            "test/ssim", "test_clean/loss", "test_clean/psnr", "test_clean/ssim"]  # fmt: skip
 RUN = ("data=noisy", "seed=5", "trainer.max_steps=60", "callbacks.artifact_images_every=2")
@@ -55,6 +57,8 @@ def test_hparams_hold_the_flattened_config_and_the_final_metric_tags(noisy_runs)
     assert session["data.noise_std"].number_value == 0.5
     assert session["data.source_used"].string_value == "bundled"
     assert session["params"].number_value == 4385
+    assert session["trainer.precision"].string_value == "auto"
+    assert session["trainer.precision_used"].string_value == resolve_precision("auto", "cpu").value
     for key in ("loss", "optim.lr", "data.batch_size", "seed"):
         assert key in session
     metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
@@ -69,6 +73,7 @@ def test_results_json_records_metrics_config_source_and_versions(noisy_runs):
     assert res["config"]["data"]["noise_std"] == 0.5 and res["config"]["seed"] == 5
     assert {"torch", "pytorch_lightning", "hydra"} <= set(res["versions"])
     assert res["wall_time_s"] > 0 and res["global_step"] == 60
+    assert res["precision"] == resolve_precision("auto", "cpu").value  # what auto chose here
     # metrics in results.json are the ones logged last in TensorBoard
     acc = events(noisy_runs[0])
     assert scalars(acc, "test/loss")[-1][1] == pytest.approx(res["metrics"]["test/loss"])
