@@ -1,8 +1,15 @@
-"""convae-bench: how fast is convae's Lightning path against a plain PyTorch loop?
+"""convae-bench: convae's training speed against a plain loop, fp32 and the hardware's roof.
 
-Both paths train the same architecture on the same uint8 tensors with the same optimizer and
-noise, in one process, interleaved (A/B/A/B after a warm-up round) so load drift hits both;
-each repeat's convae/plain ratio is reported too, as neighbours in time they share its state.
+convae's path at its default precision (``trainer.precision``, auto resolved), convae's path
+at 32-true and a plain fp32 NCHW loop train the same architecture on the same uint8 tensors
+with the same optimizer and noise, in one process, interleaved (rounds of default, 32-true,
+plain after a warm-up round) so load drift hits all of them; each round's ratios are reported
+too, as neighbours in time they share its state. Where the default is 32-true already, the
+32-true timing is skipped: its speedup is 1.0 by construction.
+The roof is the best GFLOP/s of a compute-bound square matrix product at fp32 and bf16 (bf16
+emulated where the CPU has no bf16 instructions); the achieved GFLOP/s is the FLOPs of one
+training image's forward and backward (torch.utils.flop_counter) times convae's images/s at
+the default precision.
 A training "step" is timed from the end of one optimizer step to the end of the next (data
 gather, noise, forward, backward, step, per-step logging), never across an epoch boundary:
 per-epoch work (checkpoints, validation) is reported separately as a fraction of an epoch.
@@ -24,7 +31,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -32,12 +39,14 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
 from convae.config import register_configs, to_container, validate
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.models import build_autoencoder
 from convae.module import reconstruction_loss
+from convae.precision import Precision, cpu_bf16_flags, resolve_precision, uses_gpu
 from convae.results import write_json_atomic
 from convae.threads import available_cores, default_threads
 
@@ -99,10 +108,13 @@ class ValidationTimer(pl.Callback):
         self.seconds.append(time.perf_counter() - self._last_batch_end)
 
 
-def validation_costs(cfg: DictConfig, module: Any, dm: Any, root: Path) -> list[float]:
+def validation_costs(
+    cfg: DictConfig, module: Any, dm: Any, precision: Precision, root: Path
+) -> list[float]:
     """Seconds per validation over one whole cycle of the artifact pictures (drawn at every
     ``artifact_images_every``-th validation), after one warm-up validation, in a fit with
-    convae-train's trainer and callbacks and two training batches per epoch."""
+    convae-train's trainer and callbacks and two training batches per epoch, at
+    ``precision`` (the default: what a run pays)."""
     cycle = max(1, cfg.callbacks.artifact_images_every)
     vcfg = OmegaConf.create(to_container(cfg))
     vcfg.trainer.update(
@@ -110,7 +122,7 @@ def validation_costs(cfg: DictConfig, module: Any, dm: Any, root: Path) -> list[
         max_epochs=cycle + 1, check_val_every_n_epoch=1, val_check_interval=None,
     )  # fmt: skip
     root.mkdir(parents=True)
-    trainer = build_trainer(vcfg, root, build_logger(root))
+    trainer = build_trainer(vcfg, root, build_logger(root), precision)
     timer = ValidationTimer()
     trainer.callbacks.append(timer)
     trainer.fit(module, datamodule=dm)
@@ -134,10 +146,15 @@ def timed_trainer(cfg: DictConfig, root: Path) -> DictConfig:
     return cfg
 
 
-def convae_run(cfg: DictConfig, module: Any, dm: Any, root: Path, warmup: int, steps: int):
-    """One fresh Trainer (as build_trainer makes it) fitting the shared module; images/s."""
+def convae_run(
+    cfg: DictConfig, module: Any, dm: Any, precision: Precision, root: Path, warmup: int,
+    steps: int,
+) -> tuple[float, float | None]:  # fmt: skip
+    """One fresh Trainer (as build_trainer makes it, at ``precision``) fitting the shared
+    module; images/s and when its first training batch started. Mixed precision keeps the
+    weights in float32, so the paths can share one module whatever their precision."""
     root.mkdir(parents=True)
-    trainer = build_trainer(timed_trainer(cfg, root), root, build_logger(root))
+    trainer = build_trainer(timed_trainer(cfg, root), root, build_logger(root), precision)
     timer = StepTimer(warmup, steps)
     trainer.callbacks.append(timer)
     trainer.fit(module, datamodule=dm)
@@ -173,6 +190,101 @@ def plain_loop(cfg: DictConfig, images: torch.Tensor) -> tuple[torch.nn.Module, 
     return net, run
 
 
+FP32 = Precision("32-true", "the reference convae-bench times the default against")
+
+
+def convae_paths(default: Precision) -> dict[str, Precision]:
+    """convae's paths to time: the default, and 32-true beside it unless the default is
+    32-true already (timing the same thing twice would only measure noise)."""
+    paths = {"convae": default}
+    if default.value != FP32.value:
+        paths["convae_fp32"] = FP32
+    return paths
+
+
+class Rates(NamedTuple):
+    images_per_s: dict[str, list[float]]  # per path, one entry per timed round
+    first_step_at: float  # wall time of convae's first training batch (in the warm-up round)
+
+
+def timed_rounds(
+    cfg: DictConfig, module: Any, dm: Any, paths: dict[str, Precision], plain: Callable,
+    root: Path, repeats: int, steps: int, warmup: int,
+) -> Rates:  # fmt: skip
+    """A warm-up round, then ``repeats`` rounds of every convae path then the plain loop:
+    interleaved, so a change of load or clock speed hits every path alike, and the paths of
+    one round are neighbours in time (the paired ratios compare within a round)."""
+    rates: dict[str, list[float]] = {name: [] for name in [*paths, "plain_nchw"]}
+    first_step_at = None
+    for r in range(repeats + 1):  # round 0 warms every path up, untimed
+        for name, precision in paths.items():
+            rate, started = convae_run(
+                cfg, module, dm, precision, root / f"{name}-r{r}", warmup, steps
+            )
+            first_step_at = first_step_at or started
+            if r:
+                rates[name].append(rate)
+        rate = plain(warmup, steps)
+        if r:
+            rates["plain_nchw"].append(rate)
+    assert first_step_at is not None
+    return Rates(rates, first_step_at)
+
+
+def flops_per_image(cfg: DictConfig, module: Any, images: torch.Tensor) -> float:
+    """FLOPs of one training batch's forward and backward, per image, as
+    torch.utils.flop_counter counts them (convolutions and matrix products, 2 per
+    multiply-add; the loss, activations and pooling are a rounding error next to them).
+    Counted on a copy at fp32: the count does not depend on the precision, and the timed
+    model's weights stay untouched."""
+    net = copy.deepcopy(module.net).train()
+    targets = to_unit(images[: cfg.data.batch_size])
+    inputs = add_noise(targets, cfg.data.noise_std, seeded_generator(cfg.seed, TRAIN, 0))
+    with FlopCounterMode(display=False) as counter:
+        logits = net(inputs.contiguous(memory_format=module.memory_format))
+        reconstruction_loss(cfg.loss, logits.float(), targets).backward()
+    return counter.get_total_flops() / len(targets)
+
+
+# The roof each training precision is measured against, by its matrix-multiply dtype.
+ROOF_KEY = {"32-true": "fp32", "bf16-mixed": "bf16", "16-mixed": "fp16"}
+ROOF_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def matmul_gflops(
+    dtype: torch.dtype, device: str, n: int = 2048, repeats: int = 5, budget_s: float = 3.0
+) -> float:
+    """The best GFLOP/s of an n x n matrix product (2 n^3 FLOPs), with this process's torch
+    threads: at n = 2048 it is compute-bound, so it is what the matrix units give a dense
+    kernel. The best of ``repeats``, cut short after ``budget_s`` (never under two): emulated
+    bf16 on a CPU without bf16 instructions can take seconds per product."""
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    a[:256, :256] @ b[:256, :256]  # thread pool and kernel selection, outside the timing
+    best, spent = 0.0, 0.0
+    for k in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        seconds = time.perf_counter() - t
+        best, spent = max(best, 2 * n**3 / seconds / 1e9), spent + seconds
+        if k >= 1 and spent > budget_s:
+            break
+    return best
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def roof_gflops(precision: Precision, device: str) -> dict[str, float]:
+    """fp32 and bf16 matmul GFLOP/s (and fp16 where training uses it): the roof."""
+    keys = dict.fromkeys(["fp32", "bf16", ROOF_KEY[precision.value]])
+    n = 8192 if device.startswith("cuda") else 2048  # a GPU needs more work to be busy
+    return {k: matmul_gflops(ROOF_DTYPES[k], device, n) for k in keys}
+
+
 def inference_rate(net: torch.nn.Module, x: torch.Tensor, fmt: torch.memory_format, n: int):
     """Images/s of eval-mode forward passes on one batch, the median of ``n`` after warm-up."""
     net = copy.deepcopy(net).eval().to(memory_format=fmt)
@@ -192,26 +304,60 @@ def machine() -> dict[str, Any]:
     model = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "?")
     return {"cpu": model, "cores_available": available_cores(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "load_average": os.getloadavg()}  # fmt: skip
+            "cpu_bf16_flags": cpu_bf16_flags(), "load_average": os.getloadavg()}  # fmt: skip
+
+
+def precision_numbers(default: Precision, rates: dict[str, list[float]]) -> dict[str, Any]:
+    """The default precision and its speedup over 32-true: the median of the rounds' paired
+    ratios (fp32 time / default time for the same images, neighbours in time, so drift
+    cancels); 1.0 by construction where the default is 32-true and fp32 was not timed apart."""
+    fp32_timed = "convae_fp32" in rates
+    paired = (
+        [a / b for a, b in zip(rates["convae"], rates["convae_fp32"], strict=True)]
+        if fp32_timed
+        else []
+    )
+    return {
+        "precision_used": default.value,
+        "precision_reason": default.reason,
+        "speedup_vs_fp32": statistics.median(paired) if paired else 1.0,
+        "speedup_vs_fp32_paired": paired,
+        "fp32_timed": fp32_timed,
+    }
+
+
+def roofline(
+    default: Precision, flops: float, images_per_s: float, roof: dict[str, float]
+) -> dict[str, Any]:
+    """How close convae's default path comes to this machine's matrix units: achieved
+    GFLOP/s (FLOPs per image x images/s) over the roof of the precision it trains in."""
+    achieved = flops * images_per_s / 1e9
+    return {
+        "flops_per_image": flops,
+        "roof_gflops": roof,
+        "achieved_gflops": achieved,
+        "roof_fraction": achieved / roof[ROOF_KEY[default.value]],
+    }
 
 
 def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads or default_threads())
     host = machine()  # the load average before this process adds its own
+    default = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup()
     module = build_module(cfg)
+    flops = flops_per_image(cfg, module, dm.train_set.images)
     net, plain = plain_loop(cfg, dm.train_set.images)
-    rates: dict[str, list[float]] = {"convae": [], "plain_nchw": []}
+    paths = convae_paths(default)
     with tempfile.TemporaryDirectory(prefix="convae-bench-") as tmp:
-        _, first_step = convae_run(cfg, module, dm, Path(tmp, "warmup"), warmup, steps)
-        plain(warmup, steps)
-        for r in range(repeats):  # interleaved: A, B, A, B, ...
-            rate, _ = convae_run(cfg, module, dm, Path(tmp, f"r{r}"), warmup, steps)
-            rates["convae"].append(rate)
-            rates["plain_nchw"].append(plain(warmup, steps))
-        val_seconds = validation_costs(cfg, module, dm, Path(tmp, "val"))
+        rates, first_step = timed_rounds(
+            cfg, module, dm, paths, plain, Path(tmp), repeats, steps, warmup
+        )
+        val_seconds = validation_costs(cfg, module, dm, default, Path(tmp, "val"))
+    device = "cuda" if uses_gpu(cfg.trainer.accelerator) else "cpu"
+    roof = roof_gflops(default, device)
     x = to_unit(dm.train_set.images[:1000])
     infer = {name: inference_rate(net, x, fmt, repeats)
              for name, fmt in (("nchw", torch.contiguous_format),
@@ -220,6 +366,9 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
              for k, v in rates.items()}  # fmt: skip
     epoch_s = len(dm.train_set) / train["convae"]["median"]
     return {
+        **precision_numbers(default, rates),
+        **roofline(default, flops, train["convae"]["median"], roof),
+        "roof_device": device,
         "train_images_per_s": train,
         "ratio_median": train["convae"]["median"] / train["plain_nchw"]["median"],
         # Per-repeat convae/plain: neighbours in time, so slow machine drift cancels out.
@@ -240,23 +389,63 @@ def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[st
     }  # fmt: skip
 
 
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def precision_line(res: dict[str, Any]) -> str:
+    """The precision trained in, why, and its speedup (or why there is none to measure)."""
+    head = f"precision: {res['precision_used']} ({res['precision_reason']})"
+    if not res["fp32_timed"]:
+        return (
+            f"{head}; the default is 32-true, so the 32-true timing was skipped: "
+            "speedup_vs_fp32 is 1.0 by construction"
+        )
+    r = res["speedup_vs_fp32_paired"]
+    return (
+        f"{head}: speedup_vs_fp32 {res['speedup_vs_fp32']:.2f}x (median of {len(r)} "
+        f"rounds' 32-true/default time, {min(r):.2f}-{max(r):.2f})"
+    )
+
+
+def roof_line(res: dict[str, Any]) -> str:
+    """Achieved GFLOP/s against the matmul roof, with the arithmetic that gives it."""
+    roof, m = res["roof_gflops"], res["machine"]
+    key = ROOF_KEY[res["precision_used"]]
+    emulated = res["roof_device"] == "cpu" and not m["cpu_bf16_flags"]
+    emulated_note = " (bf16 emulated: no AMX or AVX512-BF16)" if emulated else ""
+    roofs = ", ".join(f"{k} {v:,.0f}" for k, v in roof.items())
+    return (
+        f"hardware: {res['flops_per_image'] / 1e6:.2f} MFLOP per training image (forward + "
+        f"backward) x {res['train_images_per_s']['convae']['median']:,.0f} images/s = "
+        f"{res['achieved_gflops']:.1f} GFLOP/s = {res['roof_fraction']:.1%} of the {key} roof; "
+        f"roof (best square matmul, {m['torch_threads']} threads): {roofs} GFLOP/s{emulated_note}"
+    )
+
+
 def report(res: dict[str, Any]) -> str:
     """Machine and config first, so a pasted table says where and what it measured."""
     t, m, c = res["train_images_per_s"], res["machine"], res["config"]
-    rows = {p: {k: t[p][k] for k in ("median", "min", "max")} for p in t}
-    rows["ratio of medians"] = {"median": res["ratio_median"]}
-    r = res["ratio_paired"]
-    rows["ratio per repeat pair"] = {"median": statistics.median(r), "min": min(r), "max": max(r)}
+    labels = {"convae": f"convae {res['precision_used']} (default)",
+              "convae_fp32": "convae 32-true", "plain_nchw": "plain NCHW 32-true"}  # fmt: skip
+    rows = {labels[p]: {k: t[p][k] for k in ("median", "min", "max")} for p in t}
+    rows["convae/plain, ratio of medians"] = {"median": res["ratio_median"]}
+    rows["convae/plain, per round"] = _spread(res["ratio_paired"])
+    if res["fp32_timed"]:
+        rows["default/32-true, per round"] = _spread(res["speedup_vs_fp32_paired"])
     rows |= {f"inference {k}": {"median": v} for k, v in res["inference_images_per_s"].items()}
-    table = pd.DataFrame.from_dict(rows, orient="index").to_string(float_format="{:.2f}".format)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table = table.to_string(float_format="{:.2f}".format, na_rep="")
     load = ", ".join(f"{x:.2f}" for x in m["load_average"])
     return (
         f"machine: {m['cpu']}, {m['cores_available']} cores available, {m['torch_threads']} "
         f"torch threads, load average before the run {load}\nconfig: depths={c['depths']} upsample="
         f"{c['upsample']} batch_size={c['batch_size']} channels_last={c['channels_last']} "
-        f"noise_std={c['noise_std']} data={c['source']}\nimages/s (training: {res['steps']} "
-        f"steps x {res['repeats']} repeats; inference: batch 1000, eval mode)\n{table}\n"
-        f"validation (mean over a picture cycle of {len(res['validation_seconds_runs'])}): "
+        f"noise_std={c['noise_std']} data={c['source']}\n{precision_line(res)}\n"
+        f"images/s (training: {res['steps']} steps x {res['repeats']} interleaved rounds; "
+        f"inference: batch 1000, eval mode, fp32)\n{table}\n{roof_line(res)}\n"
+        f"validation at {res['precision_used']} (mean over a picture cycle of "
+        f"{len(res['validation_seconds_runs'])}): "
         f"{res['validation_seconds']:.3f} s = "
         f"{res['validation_fraction_of_epoch']:.3f} of a training epoch; peak RSS "
         f"{res['peak_rss_mb']:.0f} MB; {res['seconds_to_first_step']:.2f} s from process start "
@@ -267,7 +456,7 @@ def report(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="convae-bench", description=__doc__.splitlines()[0])
     p.add_argument("--json", type=Path, help="write the numbers here (atomically)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per path (>= 5)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds of every path (>= 5)")
     p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per repeat")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before each repeat")
     p.add_argument("overrides", nargs="*", help="convae-train overrides, e.g. experiment=...")
