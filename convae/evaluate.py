@@ -8,7 +8,6 @@ run's resolved config, so ``ckpt=`` is the only argument.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import sys
@@ -32,7 +31,7 @@ from convae.data.datamodule import MnistDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
 from convae.metrics.checkerboard import checkerboard_scores
 from convae.module import AutoencoderModule, reconstruction_loss
-from convae.results import RESULTS, tested_checkpoint, write_atomic, write_json_atomic
+from convae.results import read_results, tested_checkpoint, write_atomic, write_json_atomic
 from convae.threads import default_threads
 
 log = logging.getLogger("convae")
@@ -83,8 +82,7 @@ def load_test_split(config: dict[str, Any], run_dir: Path) -> tuple[torch.Tensor
     """The run's test split as floats, read from the source the run really used ("auto" may
     have meant either) and its data root as seen from where the run was launched."""
     data = {**config["data"], "noise_std": 0.0}  # noise is added here, per level
-    results = run_dir / RESULTS
-    run = json.loads(results.read_text()) if results.is_file() else {}
+    run = read_results(run_dir)  # {} when missing, unreadable or of the wrong shape
     data["source"] = run.get("data_source") or data["source"]
     data["root"] = str(Path(run.get("launch_dir", "")) / data["root"])  # absolute roots stay
     dm = MnistDataModule(**data, seed=config["seed"])
@@ -94,16 +92,22 @@ def load_test_split(config: dict[str, Any], run_dir: Path) -> tuple[torch.Tensor
 
 @torch.no_grad()
 def score(
-    module: AutoencoderModule, targets: torch.Tensor, std: float, batch_size: int
-) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
-    """Metrics at one noise level, with the noisy inputs and reconstructions."""
+    module: AutoencoderModule, targets: torch.Tensor, std: float, batch_size: int,
+    bf16: bool = False,
+) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Metrics at one noise level, with the noisy inputs and reconstructions; ``bf16``: the
+    forward pass under bf16 autocast, as a bf16-mixed run was trained and tested."""
     # One draw for the whole split, keyed by the level: the same whatever the batch size.
     inputs = add_noise(targets, std, seeded_generator(NOISE_SEED, TEST, round(std * 1e6)))
     psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
     loss, outputs = 0.0, []
     for x, y in zip(inputs.split(batch_size), targets.split(batch_size), strict=True):
-        logits = module(x)
+        # the forward pass at the run's training precision, so the clean level reproduces
+        # its test metrics; the metrics themselves in float32, as in training
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = module(x)
+        logits = logits.float()
         loss += reconstruction_loss(module.loss_name, logits, y).item() * len(y)
         outputs.append(torch.sigmoid(logits))
         psnr.update(outputs[-1], y)
@@ -142,10 +146,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = load_module(ckpt)
     config = module.hparams.config
     targets, source = load_test_split(config, run_dir)
+    bf16 = read_results(run_dir).get("precision") == "bf16-mixed"
     _check(cfg.eval.digits <= len(targets), "eval.digits", cfg.eval.digits, "more than the split")
     levels, rows = [], []
     for std in cfg.eval.noise_stds:
-        metrics, inputs, x_hat = score(module, targets, float(std), cfg.eval.batch_size)
+        metrics, inputs, x_hat = score(module, targets, float(std), cfg.eval.batch_size, bf16)
         levels.append({"noise_std": float(std), **metrics})
         rows.append((float(std), inputs[: cfg.eval.digits], x_hat[: cfg.eval.digits]))
         log.info("noise_std=%g: %s", std, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
@@ -157,6 +162,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data_source": source,
         "train_noise_std": config["data"]["noise_std"],
         "loss_name": module.loss_name,
+        "forward_precision": "bf16-mixed" if bf16 else "32-true",
         "test_images": len(targets),
         "artifact_digits": min(config["callbacks"]["artifact_digits"], len(targets)),
         "levels": levels,
