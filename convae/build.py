@@ -19,6 +19,7 @@ from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.checkpointing import RelocatableModelCheckpoint
 from convae.callbacks.exact_resume import ExactResume
 from convae.callbacks.interrupt import GracefulInterrupt
+from convae.callbacks.logging_step import LoggingStepIsGlobalStep
 from convae.callbacks.reconstructions import ReconstructionGrid
 from convae.checkpoint_io import AtomicCheckpointIO
 from convae.config import to_container
@@ -62,6 +63,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
         CheckerboardScores(n=c.artifact_digits, images_every=c.artifact_images_every),
         GracefulInterrupt(run_dir / "checkpoints" / "last.ckpt"),
         ExactResume(run_dir / "checkpoints" / "last.ckpt"),
+        LoggingStepIsGlobalStep(),
     ]
     if c.early_stopping_patience is not None:
         callbacks.append(

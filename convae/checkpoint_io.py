@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 from lightning_fabric.utilities.cloud_io import get_filesystem
-from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 log = logging.getLogger("convae")
+PathLike = str | os.PathLike[str]  # what Lightning passes as a checkpoint path
 
 _TMP_SUFFIX = ".tmp"
 _HINTS = {
@@ -99,7 +99,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def save_atomic(checkpoint: dict[str, Any], path: _PATH) -> None:
+def save_atomic(checkpoint: dict[str, Any], path: PathLike) -> None:
     """torch.save to a temporary file beside ``path``, fsync, rename over ``path``, fsync
     the folder: a kill at any moment leaves the old file or the new one. On failure the
     temporary file is removed; an ``OSError`` is raised as :class:`CheckpointSaveError`."""
@@ -131,14 +131,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     removal are Lightning's, remote (fsspec URL) paths keep Lightning's save."""
 
     def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+        self, checkpoint: dict[str, Any], path: PathLike, storage_options: Any | None = None
     ) -> None:
         if storage_options is not None or not _is_local(path):
             return super().save_checkpoint(checkpoint, path, storage_options=storage_options)
         save_atomic(checkpoint, path)
 
 
-def _is_local(path: _PATH) -> bool:
+def _is_local(path: PathLike) -> bool:
     from fsspec.implementations.local import LocalFileSystem
 
     return isinstance(get_filesystem(path), LocalFileSystem)

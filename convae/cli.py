@@ -8,7 +8,6 @@ HYDRA_FULL_ERROR=1 yourself to get the full traceback instead.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
@@ -52,22 +51,14 @@ def _one_line(err: BaseException) -> str:
         msg = str(getattr(cause, "msg", None) or cause).splitlines()[0]
         kind = getattr(cause, "object_type", None)
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and is_dataclass(kind):
-            given = re.search(r"use \+(\S+)", str(err))
             names = ", ".join(f.name for f in fields(kind))
-            return f"{given.group(1) if given else key}: unknown key; {kind.__name__} has {names}"
+            return f"{key}: unknown key; {kind.__name__} has {names}"
         if hasattr(cause, "value") and cause.value is not None:
             return f"{key}={short_repr(cause.value)} is invalid: {msg}"
         return f"{key}: {msg}"
     if isinstance(err, MissingConfigException):
-        lines = str(err).splitlines()
-        head = lines[0].removeprefix("In 'train': ")
-        options = []
-        for line in lines[1:]:
-            if line.strip().startswith("Config search path"):
-                break
-            if line.startswith("\t") or line.startswith("    "):
-                options.append(line.strip())
-        return f"{head}; available: {', '.join(options)}" if options else head
+        head = str(err).splitlines()[0].removeprefix("In 'train': ")
+        return f"{head}; available: {', '.join(err.options)}" if err.options else head
     if isinstance(err, ConfigCompositionException):
         return _squash(str(err))
     hint = " (HYDRA_FULL_ERROR=1 shows the traceback)"  # kept when the message is cut

@@ -1,12 +1,21 @@
 """Every use of a framework internal lives here, behind a named function that says what it
 relies on; tests/test_compat.py checks each assumption against the installed versions, so an
-upgrade fails a named test instead of a run."""
+upgrade fails a named test instead of a run.
+
+Covered: Lightning's loop counters and signal connector, TensorBoard's SummaryWriter file
+writer, Hydra's basic sweeper expansion and torchmetrics' SSIM states.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+# --- Lightning ------------------------------------------------------------------------
 
 
 def logging_step(trainer: pl.Trainer) -> int:
@@ -18,6 +27,21 @@ def logging_step(trainer: pl.Trainer) -> int:
 def set_logging_step(trainer: pl.Trainer, step: int) -> None:
     """Overrides that count (see ``logging_step``)."""
     trainer.fit_loop.epoch_loop._batches_that_stepped = step
+
+
+def batches_done_in_epoch(trainer: pl.Trainer) -> int:
+    """Training batches already processed in the current epoch, restored from a checkpoint
+    on resume (``_TrainingEpochLoop.batch_progress.current.processed``; the loop class is
+    private, and Lightning offers no public count)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
+def request_sigterm_stop(trainer: pl.Trainer) -> None:
+    """Makes Lightning stop after the current batch as it does on SIGTERM: it raises its
+    ``SIGTERMException`` on every process at the same step, which callbacks see in
+    ``on_exception`` (``_SignalConnector.received_sigterm``, checked by the training epoch
+    loop after each batch; ``trainer.should_stop`` would instead end the run as completed)."""
+    trainer._signal_connector.received_sigterm = True
 
 
 def mark_finished_epoch_completed(checkpoint: dict[str, Any]) -> bool:
@@ -48,3 +72,48 @@ def mark_finished_epoch_completed(checkpoint: dict[str, Any]) -> bool:
     batches["current"] = dict.fromkeys(batches["current"], 0)
     batches["is_last_batch"] = False
     return True
+
+
+# --- TensorBoard ----------------------------------------------------------------------
+
+
+def tb_file_writer(writer: Any) -> Any:
+    """The ``FileWriter`` behind a ``torch.utils.tensorboard.SummaryWriter``, to add a raw
+    summary (the HPARAMS-tab protos) to the run's own event file
+    (``SummaryWriter._get_file_writer``; the public ``add_hparams`` writes them into a new
+    sub-run instead)."""
+    return writer._get_file_writer()
+
+
+# --- Hydra ----------------------------------------------------------------------------
+
+
+def basic_sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of these overrides (sweep lists expanded, in its
+    order), each as a list of ``key=value`` strings (``BasicSweeper.split_arguments``, a
+    static method of a class under ``hydra._internal``)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+# --- torchmetrics ---------------------------------------------------------------------
+
+
+def ssim_options(metric: StructuralSimilarityIndexMeasure) -> dict[str, Any]:
+    """The settings an SSIM metric was built with, as torchmetrics keeps them (attribute
+    names of ``StructuralSimilarityIndexMeasure.__init__``, not a public API)."""
+    names = ("gaussian_kernel", "sigma", "kernel_size", "data_range", "k1", "k2", "reduction")
+    options = {name: getattr(metric, name) for name in names}
+    options["full_outputs"] = metric.return_full_image or metric.return_contrast_sensitivity
+    return options
+
+
+def ssim_add_scores(metric: StructuralSimilarityIndexMeasure, per_image: torch.Tensor) -> None:
+    """Adds per-image SSIMs to the metric's states as its own ``update`` would under
+    ``elementwise_mean`` or ``sum`` reduction (states ``similarity`` and ``total``), so
+    ``compute`` and the DDP reduction stay torchmetrics' own."""
+    metric.similarity += per_image.sum()
+    metric.total += len(per_image)

@@ -13,6 +13,7 @@ from typing import Any
 
 from torch.utils.tensorboard.summary import hparams
 
+from convae.compat import tb_file_writer
 from convae.config import PLUMBING_KEYS, flatten
 
 
@@ -27,7 +28,7 @@ def run_hparams(config: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 def write_hparams(writer: Any, params: Mapping[str, Any], metric_tags: Iterable[str]) -> None:
     """``writer``: a SummaryWriter (the logger's ``experiment``)."""
     exp, ssi, sei = hparams(dict(params), {tag: 0.0 for tag in metric_tags})
-    file_writer = writer._get_file_writer()
+    file_writer = tb_file_writer(writer)
     for summary in (exp, ssi, sei):
         file_writer.add_summary(summary)
     writer.flush()

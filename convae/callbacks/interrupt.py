@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from convae.compat import request_sigterm_stop
+
 
 class GracefulInterrupt(pl.Callback):
     """While fitting, SIGTERM and a first Ctrl-C only raise a flag; at the end of a training
@@ -56,7 +58,7 @@ class GracefulInterrupt(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
         # A collective every step (like Lightning's own SIGTERM broadcast): a few microseconds.
         if trainer.strategy.reduce_boolean_decision(self._stop_requested, all=False):
-            trainer._signal_connector.received_sigterm = True
+            request_sigterm_stop(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._restore_handlers()

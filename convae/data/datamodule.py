@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from convae.compat import batches_done_in_epoch
 from convae.data.noise import SHUFFLE, TEST, VAL, add_noise, seeded_generator, to_unit
 from convae.data.sources import DigitArrays, load_source
 
@@ -234,7 +235,7 @@ class MnistDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         def batches_done() -> int:  # optimizer steps taken in the current epoch
-            return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            return batches_done_in_epoch(self.trainer)
 
         return ResumableLoader(
             self.train_set,

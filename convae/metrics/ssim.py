@@ -1,10 +1,10 @@
 """torchmetrics' SSIM with the Gaussian window applied as two small matrix products.
 
-torchmetrics filters 5 x B maps with one 11 x 11 single-channel convolution; on this CPU
-oneDNN takes about 60 ms for that per 500 MNIST digits, most of a validation pass. The
-window is separable and the images are small, so filtering along each axis is a product
-with an (N, N) banded matrix that also folds in torchmetrics' reflection padding: about
-2 ms, the same numbers to float rounding (tests/test_ssim.py checks against torchmetrics).
+torchmetrics filters 5 x B maps with one 11 x 11 single-channel convolution, which was
+most of a validation pass on the CPU. The window is separable and the images are small, so
+filtering along each axis is a product with an (N, N) banded matrix that also folds in
+torchmetrics' reflection padding: many times faster (convae-bench's validation figure), the
+same numbers to float rounding (tests/test_ssim.py checks against torchmetrics).
 States, DDP reduction and ``compute`` stay torchmetrics' own.
 """
 
@@ -16,6 +16,8 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 from torchmetrics.image import StructuralSimilarityIndexMeasure
+
+from convae.compat import ssim_add_scores, ssim_options
 
 __all__ = ["FastSSIM", "gaussian_ssim", "reflect_window_matrix"]
 
@@ -73,30 +75,34 @@ class FastSSIM(StructuralSimilarityIndexMeasure):
     common case (2-D images, Gaussian window, fixed ``data_range``, mean or sum reduction)
     and otherwise defers to torchmetrics."""
 
+    def _sigma(self) -> tuple[float, float]:
+        sigma = ssim_options(self)["sigma"]
+        sigma = sigma if isinstance(sigma, Sequence) else (sigma, sigma)
+        return float(sigma[0]), float(sigma[1])
+
     def _fast_path(self, preds: Tensor) -> bool:
-        sigma = self.sigma if isinstance(self.sigma, Sequence) else (self.sigma, self.sigma)
+        o = ssim_options(self)
         return (
-            self.gaussian_kernel
-            and isinstance(self.data_range, (int, float))
-            and self.reduction in ("elementwise_mean", "sum")
-            and not (self.return_full_image or self.return_contrast_sensitivity)
+            o["gaussian_kernel"]
+            and isinstance(o["data_range"], (int, float))
+            and o["reduction"] in ("elementwise_mean", "sum")
+            and not o["full_outputs"]
             and preds.ndim == 4
-            and min(preds.shape[-2:]) > max(int(3.5 * s + 0.5) for s in sigma)
+            and min(preds.shape[-2:]) > max(int(3.5 * s + 0.5) for s in self._sigma())
         )
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         if preds.shape != target.shape or not self._fast_path(preds):
             super().update(preds, target)  # torchmetrics' own checks and errors
             return
-        sigma = self.sigma if isinstance(self.sigma, Sequence) else (self.sigma, self.sigma)
+        o = ssim_options(self)
         dtype = torch.promote_types(preds.dtype, torch.float32)  # bf16 outputs under AMP
         similarity = gaussian_ssim(
             preds.to(dtype),
             target.to(dtype),
-            data_range=float(self.data_range),
-            sigma=(float(sigma[0]), float(sigma[1])),
-            k1=self.k1,
-            k2=self.k2,
+            data_range=float(o["data_range"]),
+            sigma=self._sigma(),
+            k1=o["k1"],
+            k2=o["k2"],
         )
-        self.similarity += similarity.sum()
-        self.total += len(similarity)
+        ssim_add_scores(self, similarity)

@@ -12,7 +12,9 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from hydra.errors import OverrideParseException
 
+from convae.compat import basic_sweep_jobs
 from convae.config import flatten
 from convae.results import RESULTS, results_shape_problem
 
@@ -112,21 +114,16 @@ def expected_overrides(sweep: Path) -> list[list[str]] | None:
     """The jobs a basic-sweeper sweep was asked for (from multirun.yaml), to list those that
     never got a folder; None when unknown (no multirun.yaml, or another sweeper)."""
     multirun = read_yaml(sweep / "multirun.yaml")
+    hydra_cfg = multirun.get("hydra") if isinstance(multirun, dict) else None
+    sweeper = hydra_cfg.get("sweeper") if isinstance(hydra_cfg, dict) else None
+    if not isinstance(sweeper, dict) or "BasicSweeper" not in str(sweeper.get("_target_")):
+        return None
     try:
-        hydra_cfg = multirun["hydra"]
-        sweeper = hydra_cfg.get("sweeper") or {}
-        if "BasicSweeper" not in str(sweeper.get("_target_", "")):
-            return None
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
         task = [str(o) for o in hydra_cfg["overrides"]["task"]]
-        parsed = OverridesParser.create().parse_overrides([*params, *task])
-        batches = BasicSweeper.split_arguments(parsed, None)
-    except Exception:
-        return None
-    return [job for batch in batches for job in batch]
+        return basic_sweep_jobs([*params, *task])
+    except (KeyError, TypeError, AttributeError, OverrideParseException):
+        return None  # a hand-edited or foreign multirun.yaml: the report lists what exists
 
 
 def sweep_overrides(sweep: Path) -> list[str]:
