@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -47,28 +46,12 @@ def output_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
     return f".hydra/resume-{stamp}" if resume or run_dir(None, ckpt_path, "") else ".hydra"
 
 
-def fixed_override_keys() -> list[str]:
-    """Keys the command line sets to one value in every job; left out of job folder names,
-    so a job is named by what it changed (``model.upsample=transposed,seed=2``)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    args = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
-    try:
-        overrides = OverridesParser.create().parse_overrides(args)
-    except Exception:  # not a command line of overrides (e.g. a test harness): keep all
-        return ["sweep_existing"]
-    # sweep_existing says how to treat the folder, not what a job trains: never in a name,
-    # so a sweep run again with sweep_existing=continue finds its jobs' folders
-    return [o.key_or_group for o in overrides if not o.is_sweep_override()] + ["sweep_existing"]
-
-
 def register_resolvers() -> None:
     resolvers = {
         "convae_job_dirname": job_dirname,
         "convae_run_dir": run_dir,
         "convae_output_subdir": output_subdir,
         "convae_cores": available_cores,
-        "convae_fixed_override_keys": fixed_override_keys,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
