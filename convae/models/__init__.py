@@ -1,6 +1,6 @@
-"""Autoencoder builders and the registry of decoder upsampling modes."""
+"""The autoencoder and the registry of decoder upsampling modes."""
 
-from convae.models.autoencoder import ConvAutoencoder, build_autoencoder, count_parameters
+from convae.models.autoencoder import ConvAutoencoder, count_parameters
 from convae.models.upsample import UPSAMPLERS
 
-__all__ = ["UPSAMPLERS", "ConvAutoencoder", "build_autoencoder", "count_parameters"]
+__all__ = ["UPSAMPLERS", "ConvAutoencoder", "count_parameters"]

@@ -1,4 +1,4 @@
-"""The convolutional autoencoder of the seed tutorial, generalised to any depths and decoder.
+"""The convolutional autoencoder of the tutorial, generalised to any depths and decoder.
 
 Encoder: per depth d_i, conv (k x k, 'same') + ReLU + MaxPool2d(2, ceil_mode=True), so
 28 -> 14 -> 7 -> 4 for three stages. Decoder: mirror image, each stage upsampling back to
@@ -25,6 +25,10 @@ def encoder_sizes(image_size: int, n_stages: int) -> list[int]:
 
 
 class ConvAutoencoder(nn.Module):
+    """Keyword-only, so a config's model section maps straight onto it:
+    ``ConvAutoencoder(**cfg.model)``. The values are trusted: ``config.validate`` has
+    checked them (positive depths, odd kernel, a registered upsample mode)."""
+
     def __init__(
         self,
         *,
@@ -38,16 +42,6 @@ class ConvAutoencoder(nn.Module):
     ) -> None:
         super().__init__()
         depths = list(depths)
-        if not depths or any(d <= 0 for d in depths):
-            raise ValueError(
-                f"model.depths must be a non-empty list of positive ints, got {depths}"
-            )
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ValueError(f"model.kernel_size must be odd for 'same' padding, got {kernel_size}")
-        if upsample not in UPSAMPLERS:
-            raise ValueError(
-                f"model.upsample={upsample!r} is not one of {', '.join(sorted(UPSAMPLERS))}"
-            )
         sizes = encoder_sizes(image_size, len(depths))
 
         enc: list[nn.Module] = []
@@ -73,23 +67,6 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def build_autoencoder(
-    *,
-    depths: Sequence[int],
-    kernel_size: int = 3,
-    upsample: str = "nearest",
-    transposed_kernel_size: int = 3,
-    icnr: bool = False,
-) -> ConvAutoencoder:
-    """Keyword-only builder so a config's model section maps straight onto it."""
-    return ConvAutoencoder(
-        depths=depths,
-        kernel_size=kernel_size,
-        upsample=upsample,
-        transposed_kernel_size=transposed_kernel_size,
-        icnr=icnr,
-    )
-
-
 def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, as the run's results and the HPARAMS tab report them."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

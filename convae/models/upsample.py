@@ -51,7 +51,7 @@ def same_conv(in_ch: int, out_ch: int, kernel_size: int) -> nn.Conv2d:
 
 
 class Resize(nn.Module):
-    """Parameter-free resize to a fixed size, as ``tf.image.resize`` in the seed."""
+    """Parameter-free resize to a fixed size, as ``tf.image.resize`` in the tutorial."""
 
     def __init__(self, size: int, mode: str) -> None:
         super().__init__()
