@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -19,19 +18,19 @@ import hydra
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
 from convae import checkpoint
 from convae.checkpoint import run_relative
 from convae.cli import condensing_errors, one_line, run_cli
-from convae.config import ConfigError
+from convae.config import check, register_configs, validate_eval
 from convae.data.datamodule import MnistDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
+from convae.finished_run import FinishedRun
 from convae.metrics.checkerboard import checkerboard_scores
-from convae.module import AutoencoderModule, reconstruction_loss
-from convae.results import read_results, tested_checkpoint, write_atomic, write_json_atomic
+from convae.module import AutoencoderModule, eval_metrics, update_eval_metrics
+from convae.results import write_atomic, write_json_atomic
 from convae.threads import default_threads
 
 log = logging.getLogger("convae")
@@ -40,35 +39,15 @@ NOISE_SEED = 0  # not the run's seed: every model is scored on the same noisy di
 ZOOM, PAD, LABEL_PX, DPI = 3, 2, 160, 128  # DPI 2**7: pixel sizes survive the inch round trip
 
 
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
-
-
-def validate(cfg: DictConfig) -> None:
-    """Argument checks before a checkpoint or data set is loaded."""
-    if OmegaConf.is_missing(cfg, "ckpt"):
-        raise ConfigError("ckpt is missing: give a .ckpt file or a run folder, e.g. ckpt=<run dir>")
-    stds = cfg.eval.noise_stds
-    ok = isinstance(stds, ListConfig) and len(stds) > 0
-    ok = ok and all(type(s) in (int, float) and math.isfinite(s) and s >= 0 for s in stds)
-    _check(ok, "eval.noise_stds", stds, "expected a non-empty list of finite floats >= 0")
-    for key in ("digits", "batch_size"):
-        value = cfg.eval[key]
-        _check(isinstance(value, int) and value > 0, f"eval.{key}", value, "expected an int > 0")
-    ok = cfg.threads is None or (isinstance(cfg.threads, int) and cfg.threads > 0)
-    _check(ok, "threads", cfg.threads, "expected a positive int or null (all available cores)")
-
-
 def find_checkpoint(arg: str) -> tuple[Path, Path]:
     """(checkpoint, run folder) for a .ckpt file or a run folder (the checkpoint its test
     metrics came from)."""
     path = Path(arg).expanduser().absolute()
     if path.is_dir():
-        found = tested_checkpoint(path)
-        _check(found is not None, "ckpt", arg, f"no best or last checkpoint in {path}/checkpoints")
+        found = FinishedRun.read(path).checkpoint()
+        check(found is not None, "ckpt", arg, f"no best or last checkpoint in {path}/checkpoints")
         return found, path
-    _check(path.is_file(), "ckpt", arg, "no such checkpoint file or run folder")
+    check(path.is_file(), "ckpt", arg, "no such checkpoint file or run folder")
     return path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
@@ -78,14 +57,10 @@ def load_module(ckpt: Path) -> AutoencoderModule:
     return checkpoint.load_module(ckpt)
 
 
-def load_test_split(config: dict[str, Any], run_dir: Path) -> tuple[torch.Tensor, str]:
-    """The run's test split as floats, read from the source the run really used ("auto" may
-    have meant either) and its data root as seen from where the run was launched."""
-    data = {**config["data"], "noise_std": 0.0}  # noise is added here, per level
-    run = read_results(run_dir)  # {} when missing, unreadable or of the wrong shape
-    data["source"] = run.get("data_source") or data["source"]
-    data["root"] = str(Path(run.get("launch_dir", "")) / data["root"])  # absolute roots stay
-    dm = MnistDataModule(**data, seed=config["seed"])
+def load_test_split(config: dict[str, Any], run: FinishedRun) -> tuple[torch.Tensor, str]:
+    """The run's test split as floats, as the run saw it (convae.finished_run); noise is
+    added here, per level."""
+    dm = MnistDataModule(**run.data_arguments(config, noise_std=0.0))
     dm.setup()
     return to_unit(dm.test_set.images), str(dm.source_used)
 
@@ -96,27 +71,24 @@ def score(
     bf16: bool = False,
 ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:  # fmt: skip
     """Metrics at one noise level, with the noisy inputs and reconstructions; ``bf16``: the
-    forward pass under bf16 autocast, as a bf16-mixed run was trained and tested."""
+    forward pass under bf16 autocast, as a bf16-mixed run was trained and tested.
+
+    The loss, PSNR and SSIM are training's own metric objects, updated as its test step
+    updates them, so the clean level reproduces the run's test/* numbers."""
     # One draw for the whole split, keyed by the level: the same whatever the batch size.
     inputs = add_noise(targets, std, seeded_generator(NOISE_SEED, TEST, round(std * 1e6)))
-    psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
-    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
-    loss, outputs = 0.0, []
+    metrics = eval_metrics("eval").to(targets.device)
+    outputs = []
     for x, y in zip(inputs.split(batch_size), targets.split(batch_size), strict=True):
-        # the forward pass at the run's training precision, so the clean level reproduces
-        # its test metrics; the metrics themselves in float32, as in training
+        # the forward pass at the run's training precision; update_eval_metrics then
+        # scores float32 outputs, as in training
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = module(x)
-        logits = logits.float()
-        loss += reconstruction_loss(module.loss_name, logits, y).item() * len(y)
-        outputs.append(torch.sigmoid(logits))
-        psnr.update(outputs[-1], y)
-        ssim.update(outputs[-1], y)
+        outputs.append(update_eval_metrics(metrics, module.loss_fn, logits, y))
     x_hat = torch.cat(outputs)
     n = module.hparams.config["callbacks"]["artifact_digits"]  # as the run scored them
-    metrics = {"loss": loss / len(targets), "psnr": psnr.compute().item()}
-    metrics |= {"ssim": ssim.compute().item(), **checkerboard_scores(x_hat[:n], targets[:n])}
-    return metrics, inputs, x_hat
+    scores = {tag.removeprefix("eval/"): metric.compute().item() for tag, metric in metrics.items()}
+    return {**scores, **checkerboard_scores(x_hat[:n], targets[:n])}, inputs, x_hat
 
 
 def figure_png(rows: list[tuple[float, torch.Tensor, torch.Tensor]], digits: int) -> bytes:
@@ -140,14 +112,15 @@ def figure_png(rows: list[tuple[float, torch.Tensor, torch.Tensor]], digits: int
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     started = time.time()
-    validate(cfg)
+    validate_eval(cfg)
     ckpt, run_dir = find_checkpoint(str(cfg.ckpt))
     torch.set_num_threads(cfg.threads or default_threads())
     module = load_module(ckpt)
     config = module.hparams.config
-    targets, source = load_test_split(config, run_dir)
-    bf16 = read_results(run_dir).get("precision") == "bf16-mixed"
-    _check(cfg.eval.digits <= len(targets), "eval.digits", cfg.eval.digits, "more than the split")
+    run = FinishedRun.read(run_dir)
+    targets, source = load_test_split(config, run)
+    bf16 = run.results.get("precision") == "bf16-mixed"
+    check(cfg.eval.digits <= len(targets), "eval.digits", cfg.eval.digits, "more than the split")
     levels, rows = [], []
     for std in cfg.eval.noise_stds:
         metrics, inputs, x_hat = score(module, targets, float(std), cfg.eval.batch_size, bf16)
@@ -171,6 +144,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_json_atomic(out / EVAL_JSON, result)
     log.info("Wrote %s and %s", out / EVAL_JSON, EVAL_PNG)
     return result
+
+
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://convae.conf", config_name="eval")

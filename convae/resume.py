@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from convae.callbacks.exact_resume import PRECISION_KEY
 from convae.checkpoint import DAMAGED, CheckpointError, global_step, read_checkpoint
-from convae.config import EXTENSION_POINTS, ConfigError, TrainConfig
-from convae.results import read_results
+from convae.config import EXTENSION_POINTS, PLUMBING_KEYS, ConfigError, TrainConfig
+from convae.finished_run import FinishedRun
 
 log = logging.getLogger("convae")
 _NO = object()
@@ -37,7 +39,7 @@ def requeued_checkpoint(run_dir: Path) -> Path | None:
     """A job started again in its own folder (a SLURM requeue through submitit) resumes
     from the last checkpoint there, unless that run completed or failed."""
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    status = read_results(run_dir).get("status")
+    status = FinishedRun.read(run_dir).status
     return usable_last(ckpt) if ckpt.is_file() and status in (None, "interrupted") else None
 
 
@@ -82,20 +84,67 @@ def _usable_last(last: Path) -> Path:
     return fallback
 
 
-def config_for_resume(cfg: DictConfig, ckpt: Path) -> DictConfig:
-    """The checkpointed run's config (stored in every checkpoint), with only this command
-    line's overrides on top, e.g. a larger trainer.max_epochs."""
+# What a resume may change: how long and how the run is carried out, never what it trains
+# (model, data, loss, optimizer, seed, precision). Other changes are refused, not ignored.
+RESUMABLE = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.check_val_every_n_epoch",
+    "trainer.val_check_interval",
+    "trainer.log_every_n_steps",
+    "trainer.limit_val_batches",
+    "trainer.limit_test_batches",
+    "callbacks.early_stopping_patience",
+    "callbacks.artifact_images_every",
+    *PLUMBING_KEYS,
+)
+
+
+def config_for_resume(cfg: DictConfig, ckpt: Path, overrides: Sequence[str]) -> DictConfig:
+    """The checkpointed run's config (stored in every checkpoint), with this command line's
+    ``overrides`` applied where a resume may change them (RESUMABLE, e.g. a larger
+    trainer.max_epochs). An override that would change what the run trains, or a group
+    choice (``upsample=bilinear``) the run was not started with, is refused in one line;
+    one that repeats the run's own value (a requeued sweep job's) is fine."""
     saved = read_checkpoint(ckpt)["hyper_parameters"]
     schema = OmegaConf.structured(TrainConfig)
     for section in EXTENSION_POINTS:  # e.g. +optim.momentum=0.9, given when the run began
         OmegaConf.set_struct(schema[section], False)
     resumed = OmegaConf.merge(schema, saved["config"])
-    for override in HydraConfig.get().overrides.task:
+    started_with = FinishedRun(ckpt.parent.parent).first_overrides() or []
+    for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
-        if key in ("resume", "ckpt_path") or OmegaConf.select(resumed, key, default=_NO) is _NO:
-            # a group choice (upsample=..., experiment=...): the checkpointed config
-            # already holds what it set; to change it on resume, set its keys instead
+        if key in ("resume", "ckpt_path"):
             continue
-        OmegaConf.update(resumed, key, OmegaConf.select(cfg, key), merge=False)
+        old = OmegaConf.select(resumed, key, default=_NO)
+        if old is _NO:  # a group choice: its keys are already in the checkpointed config
+            if override not in started_with:
+                raise _refused(override, "the run was not started with this group choice")
+            continue
+        new = OmegaConf.select(cfg, key)
+        if _plain(new) == _plain(old):
+            continue
+        if key not in RESUMABLE:
+            raise _refused(override, f"the run was trained with {key}={_plain(old)!r}")
+        OmegaConf.update(resumed, key, new, merge=False)
     resumed.resume, resumed.ckpt_path = cfg.resume, cfg.ckpt_path
     return resumed
+
+
+def precision_to_resume(requested: str, ckpt: Path | None) -> str:
+    """``requested``, except that a resumed ``auto`` run goes on at the precision it was
+    trained at (recorded in its checkpoints): auto may mean another on this machine."""
+    if ckpt is None or requested != "auto":
+        return requested
+    return str(read_checkpoint(ckpt).get(PRECISION_KEY) or requested)
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _refused(override: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"{override}: a resumed run keeps what it trains ({why}); start a new run for it, "
+        f"or change only {', '.join(RESUMABLE[:2])} and the like on resume"
+    )

@@ -48,7 +48,12 @@ from convae.results import (
     versions,
     write_json_atomic,
 )
-from convae.resume import config_for_resume, requeued_checkpoint, resume_checkpoint
+from convae.resume import (
+    config_for_resume,
+    precision_to_resume,
+    requeued_checkpoint,
+    resume_checkpoint,
+)
 from convae.run_lock import LOCK_NAME, FolderRefused
 from convae.sweep_folder import claim_run_folder, prepare_run_folder
 from convae.tb_hparams import run_hparams, write_hparams
@@ -65,10 +70,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     check_known_keys(cfg)  # this command line's +keys: a resume goes on with the saved config
     ckpt = resume_checkpoint(cfg) or requeued_checkpoint(run_dir)
     if ckpt is not None:
-        cfg = config_for_resume(cfg, ckpt)
+        cfg = config_for_resume(cfg, ckpt, HydraConfig.get().overrides.task)
     validate(cfg)  # before any data is loaded or model built
     check_monitor(cfg, run_dir)
-    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    requested = precision_to_resume(cfg.trainer.precision, ckpt)
+    precision = resolve_precision(requested, cfg.trainer.accelerator)
     log.info("precision %s: %s", precision.value, precision.reason)
     started = time.time()
     if cfg.threads is not None:

@@ -1,5 +1,5 @@
-"""A resumed run continues exactly where a straight run would be: same epochs, same steps,
-same logging steps, whichever of ``max_steps`` and ``max_epochs`` stops it."""
+"""A resumed run continues exactly where a straight run would be: same epochs and steps,
+whichever of ``max_steps`` and ``max_epochs`` stops it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from convae.compat import mark_finished_epoch_completed, set_logging_step
+from convae.compat import mark_finished_epoch_completed
+
+PRECISION_KEY = "convae_precision"  # the precision the checkpointed run trained at
 
 
 class ExactResume(pl.Callback):
@@ -26,6 +28,13 @@ class ExactResume(pl.Callback):
         if 0 <= trainer.max_steps <= trainer.global_step:
             trainer.save_checkpoint(self.last)
 
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # trainer.precision=auto may resolve differently on the machine that resumes: the
+        # resume trains on at the precision the run began with (convae/resume.py).
+        checkpoint[PRECISION_KEY] = trainer.precision
+
     def on_load_checkpoint(
         self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
@@ -33,9 +42,3 @@ class ExactResume(pl.Callback):
         # an epoch's end is restored as one saved between epochs, else a max_steps run that
         # max_epochs stops loses an epoch (see compat.mark_finished_epoch_completed).
         mark_finished_epoch_completed(checkpoint)
-
-    def on_train_batch_start(self, trainer: pl.Trainer, module: Any, *args: Any) -> None:
-        # One optimizer, no accumulation: the logging step is the global step. Lightning
-        # adds one to it when restoring some checkpoints saved at an epoch's end, which would
-        # leave a gap in every curve of a resumed run.
-        set_logging_step(trainer, trainer.global_step)

@@ -3,13 +3,11 @@ test digits reconstructed by each configuration (loading its checkpoint)."""
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import math
 import textwrap
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +15,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from convae.report.sweeps import Job, read_yaml
+from convae.finished_run import FinishedRun
+from convae.report.sweeps import Job
 from convae.report.tables import SEED, best_mask
-from convae.results import tested_checkpoint
 
 RECON_DIGITS = 10
 ZOOM = 4  # screen pixels per image pixel: enough to see period-2 checkerboards
@@ -69,22 +67,8 @@ def bar_charts(summary: pd.DataFrame, completed: pd.DataFrame, metrics: Sequence
 
 
 def _data_kwargs(job: Job) -> dict[str, Any]:
-    """The job's data section as MnistDataModule arguments: the source it really used (no
-    new download attempt), a relative root taken from the folder convae-train ran in."""
-    from convae.data.datamodule import MnistDataModule
-
-    accepted = inspect.signature(MnistDataModule).parameters
-    data = {k: v for k, v in (job.config.get("data") or {}).items() if k in accepted}
-    if job.results.get("data_source"):
-        data["source"] = job.results["data_source"]
-    root = data.get("root")
-    if root is not None and not Path(root).is_absolute():
-        hydra_cfg = read_yaml(job.folder / ".hydra" / "hydra.yaml") or {}
-        cwd = (hydra_cfg.get("hydra", {}).get("runtime", {}) or {}).get("cwd")
-        if cwd:
-            data["root"] = str(Path(cwd) / root)
-    data["seed"] = job.config.get(SEED, 0)
-    return data
+    """The job's data as the run saw it (convae.finished_run)."""
+    return FinishedRun(job.folder, job.results).data_arguments(job.config)
 
 
 def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
@@ -95,7 +79,7 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
     from convae.data.datamodule import MnistDataModule
     from convae.data.noise import to_unit
 
-    ckpt = tested_checkpoint(job.folder, job.results)
+    ckpt = FinishedRun(job.folder, job.results).checkpoint()
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint in {job.folder / 'checkpoints'}")
     kwargs = _data_kwargs(job)
