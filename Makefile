@@ -7,7 +7,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 ARGS ?= experiment=seed_autoencoder
 PYTEST_ARGS ?=
 
-.PHONY: install fashion-mnist train test lint format clean
+.PHONY: install fashion-mnist train test test-fast lint format clean
 
 $(BIN)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# make test runs every test; make test-fast leaves out the slow ones (console scripts in
+# subprocesses, end-to-end training: pytest's "slow" marker) and takes under a minute.
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: lint
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 format: install
 	$(BIN)/ruff format .

@@ -36,16 +36,16 @@ from typing import Any, NamedTuple
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
-from convae.config import register_configs, to_container, validate
+from convae.compose import compose_train
+from convae.config import to_container
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
-from convae.models import build_autoencoder
-from convae.module import reconstruction_loss
+from convae.losses import reconstruction_loss
+from convae.models import ConvAutoencoder
 from convae.precision import Precision, cpu_bf16_flags, resolve_precision, uses_gpu
 from convae.results import write_json_atomic
 from convae.threads import available_cores, default_threads
@@ -130,11 +130,7 @@ def validation_costs(
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    register_configs()
-    with initialize_config_module(config_module="convae.conf", version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    validate(cfg)
-    return cfg
+    return compose_train(overrides)  # composed and validated as convae-train does
 
 
 def timed_trainer(cfg: DictConfig, root: Path) -> DictConfig:
@@ -164,7 +160,7 @@ def convae_run(
 def plain_loop(cfg: DictConfig, images: torch.Tensor) -> tuple[torch.nn.Module, Callable]:
     """What a hand-written loop does per step: gather, noise, forward, loss, step (NCHW)."""
     torch.manual_seed(cfg.seed)
-    net = build_autoencoder(**OmegaConf.to_container(cfg.model))
+    net = ConvAutoencoder(**OmegaConf.to_container(cfg.model))
     opt = instantiate(cfg.optim)(params=net.parameters())
     bs, state = cfg.data.batch_size, {"perm": torch.randperm(len(images)), "pos": 0, "step": 0}
 

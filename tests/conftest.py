@@ -1,59 +1,55 @@
-"""Shared helpers: run the real console scripts in a temporary folder, read real events."""
+"""Fixtures every test file may use; plain helpers are in helpers.py.
+
+Torch threads: the session runs with THREADS (every core this process may use), set once
+here, on purpose: one pytest process at a time, and console scripts run by the tests get the
+same. A test that needs another count takes the ``torch_threads`` fixture, which puts the
+session's count back afterwards; a test that changes it without restoring it fails.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from helpers import THREADS
+from omegaconf import DictConfig
 
-BIN = Path(sys.executable).parent
-# One process at a time here, so torch may use every core; subprocess runs get the same.
-THREADS = max(1, len(os.sched_getaffinity(0)))
+from convae.compose import compose_train
+
 torch.set_num_threads(THREADS)
 
 
-def run_script(
-    name: str, *args: str, cwd: Path, check: bool = True, timeout: float = 600, **env: str
-) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(BIN / name), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{name} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
+@pytest.fixture(autouse=True)
+def _threads_are_restored() -> Iterator[None]:
+    yield
+    leaked = torch.get_num_threads()
+    if leaked != THREADS:
+        torch.set_num_threads(THREADS)
+        pytest.fail(
+            f"the test left torch at {leaked} threads, not the session's {THREADS}: "
+            "use the torch_threads fixture",
+            pytrace=False,
+        )
 
 
-def train(cwd: Path, *overrides: str, check: bool = True, **env: str):
-    """convae-train on bundled data, few steps; returns (process, run folder or None)."""
-    base = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false"]
-    proc = run_script("convae-train", *base, *overrides, cwd=cwd, check=check, **env)
-    runs = sorted((cwd / "outputs" / "runs").glob("*/*"))
-    return proc, (runs[-1] if runs else None)
+@pytest.fixture
+def torch_threads() -> Iterator[Callable[[int], None]]:
+    """``torch_threads(n)`` runs the rest of the test on ``n`` torch threads; the session's
+    count is restored after it."""
+    yield torch.set_num_threads
+    torch.set_num_threads(THREADS)
 
 
-def results(run_dir: Path) -> dict:
-    return json.loads((run_dir / "results.json").read_text())
+@pytest.fixture(scope="session")
+def compose() -> Callable[..., DictConfig]:
+    """``compose(*overrides, validate=True, with_hydra=False)``: conf/train.yaml composed as
+    convae-train composes it (convae.compose.compose_train), validated unless told not to."""
 
+    def composed(*overrides: str, validate: bool = True, with_hydra: bool = False) -> DictConfig:
+        return compose_train(overrides, validate=validate, with_hydra=with_hydra)
 
-def events(run_dir: Path) -> EventAccumulator:
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
-    acc.Reload()
-    return acc
-
-
-def scalars(acc: EventAccumulator, tag: str) -> list[tuple[int, float]]:
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
+    return composed
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,11 @@ import json
 
 import pytest
 import torch
-from conftest import run_script
+from helpers import run_script
 
 from convae.bench import compose_config, flops_per_image
 from convae.build import build_module
-from convae.models import UPSAMPLERS, build_autoencoder
+from convae.models import UPSAMPLERS, ConvAutoencoder
 from convae.precision import resolve_precision
 
 # Every decoder, plus the options conf/upsample/ sets (ICNR init, even-overlap kernel).
@@ -140,8 +140,8 @@ def test_bench_without_bf16_hardware_times_fp32_once(tmp_path):
 @pytest.mark.parametrize("upsample,options", MODES, ids=[f"{m}{o or ''}" for m, o in MODES])
 def test_channels_last_gives_the_nchw_outputs(upsample, options):
     torch.manual_seed(0)
-    nchw = build_autoencoder(depths=[4, 3, 2], upsample=upsample, **options)
-    nhwc = build_autoencoder(depths=[4, 3, 2], upsample=upsample, **options)
+    nchw = ConvAutoencoder(depths=[4, 3, 2], upsample=upsample, **options)
+    nhwc = ConvAutoencoder(depths=[4, 3, 2], upsample=upsample, **options)
     nhwc.load_state_dict(nchw.state_dict())
     nhwc.to(memory_format=torch.channels_last)
     x = torch.rand(3, 1, 28, 28)

@@ -22,17 +22,18 @@ import torchvision.transforms.functional as TF
 from convae.data.sources import load_bundled
 from convae.metrics import checkerboard
 from convae.metrics.checkerboard import band_masks, checkerboard_scores
-from convae.metrics.spectrum_plots import residual_image, spectrum_image, zoomed_pairs
-from convae.models import build_autoencoder
+from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, zoomed_pairs
+from convae.models import ConvAutoencoder
 
 AMPLITUDES = (0.005, 0.01, 0.02, 0.05)
 SIGMAS = (0.5, 1.0, 2.0)
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def _one_thread(torch_threads) -> None:
+    """Each test on one torch thread; the session's count comes back after it."""
+    torch_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def gaussian_blur_circular(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def seed_model_outputs(x: torch.Tensor, seed: int, upsample: str, icnr: bool) -> torch.Tensor:
     torch.manual_seed(seed)
-    model = build_autoencoder(depths=[16, 8, 8], upsample=upsample, icnr=icnr).eval()
+    model = ConvAutoencoder(depths=[16, 8, 8], upsample=upsample, icnr=icnr).eval()
     with torch.no_grad():
         return torch.sigmoid(model(x))
 
@@ -80,7 +81,7 @@ def test_band_masks_pick_the_stride_bins_for_28() -> None:
     assert not k4 & {(0, 14), (14, 0), (14, 14), (0, 0)}
 
 
-def test_identity_scores_zero(digits: torch.Tensor) -> None:
+def test_a_perfect_reconstruction_scores_zero(digits: torch.Tensor) -> None:
     s = checkerboard_scores(digits, digits)
     assert s["cb2_incoh"] == pytest.approx(0.0, abs=1e-12)
     assert s["cb4_incoh"] == pytest.approx(0.0, abs=1e-12)
@@ -215,15 +216,15 @@ def test_scores_do_not_depend_on_batch_order(digits: torch.Tensor) -> None:
     assert a == pytest.approx(b, rel=1e-9, abs=1e-15)
 
 
-def test_spectrum_image_is_an_rgb_figure_with_content(digits: torch.Tensor) -> None:
-    arr = spectrum_image(digits + 0.02 * period2(28, 28), digits)
+def test_the_spectrum_figure_is_an_rgb_picture_of_three_panels(digits: torch.Tensor) -> None:
+    arr = SpectrumFigure()(digits + 0.02 * period2(28, 28), digits)
     assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3
     assert arr.shape[1] > 2 * arr.shape[0]  # three panels side by side
     assert np.unique(arr.reshape(-1, 3), axis=0).shape[0] > 50  # colour maps, not blank
 
 
-def test_residual_image_is_an_rgb_figure_with_content(digits: torch.Tensor) -> None:
-    arr = residual_image(gaussian_blur_circular(digits, 1.0), digits)
+def test_the_residual_figure_is_an_rgb_picture_with_content(digits: torch.Tensor) -> None:
+    arr = ResidualFigure()(gaussian_blur_circular(digits, 1.0), digits)
     assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3
     assert arr.std() > 0 and np.unique(arr.reshape(-1, 3), axis=0).shape[0] > 20
 

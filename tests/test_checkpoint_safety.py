@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import results, run_script, train
+from helpers import results, run_script, train
 
 from convae import results as run_results
 from convae.checkpoint import (

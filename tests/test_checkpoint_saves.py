@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import BIN, THREADS, events, results
-from hydra import compose, initialize_config_module
+from helpers import BIN, THREADS, events, results
 from pytorch_lightning.demos.boring_classes import BoringModel
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -32,7 +31,6 @@ from convae.build import build_logger, build_trainer
 from convae.callbacks.interrupt import GracefulInterrupt
 from convae.checkpoint_io import AtomicCheckpointIO, CheckpointSaveError, temp_name
 from convae.cli import one_line
-from convae.config import register_configs
 
 BASE = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false"]
 TINY = ["trainer.max_steps=40", "callbacks.artifact_images_every=0", "test=true"]
@@ -135,6 +133,7 @@ print(json.dumps(seen))
 """
 
 
+@pytest.mark.slow  # a Python subprocess (torch, Lightning) in a private mount namespace
 def test_a_save_on_a_full_or_read_only_filesystem_keeps_the_old_file(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
@@ -230,10 +229,8 @@ def test_a_failed_interrupt_save_raises_out_of_fit_instead_of_an_interrupt(tmp_p
 
 
 @pytest.mark.parametrize("trainer", ["default", "ddp"])
-def test_the_built_trainer_saves_through_the_atomic_plugin(tmp_path, trainer):
-    register_configs()
-    with initialize_config_module(config_module="convae.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"trainer={trainer}", "trainer.accelerator=cpu"])
+def test_the_built_trainer_saves_through_the_atomic_plugin(tmp_path, compose, trainer):
+    cfg = compose(f"trainer={trainer}", "trainer.accelerator=cpu", validate=False)
     built = build_trainer(cfg, tmp_path, build_logger(tmp_path))
     assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO)
     assert isinstance(built.strategy, DDPStrategy) == (trainer == "ddp")

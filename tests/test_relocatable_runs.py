@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import THREADS, results, run_script, train
+from helpers import THREADS, results, run_script, train
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from convae import results as run_results

@@ -6,20 +6,19 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import run_script
 from matplotlib.image import imread
 
-from convae.report import ZOOM, best_mask, format_cell, metric_names
+from convae.report.figures import ZOOM
+from convae.report.tables import best_mask, format_cell, metric_names
 
-BIN = Path(sys.executable).parent
 OUTPUTS = ("report.md", "report.csv", "report.tex", "report.png", "reconstructions.png")
 COMMON = [
     "data.source=bundled",
@@ -29,16 +28,8 @@ COMMON = [
 ]
 
 
-def run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [str(BIN / name), *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+def run(name: str, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    return run_script(name, *map(str, args), cwd=cwd, check=False, OMP_NUM_THREADS="1")
 
 
 def sweep(cwd: Path, *overrides: str, ok: bool = True) -> Path:
@@ -55,7 +46,8 @@ def report(*args: str | Path, cwd: Path, ok: bool = True) -> subprocess.Complete
     return proc
 
 
-def results(folder: Path) -> dict[str, dict]:
+def job_results(folder: Path) -> dict[str, dict]:
+    """Each job folder's name and its results.json."""
     return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/results.json")}
 
 
@@ -91,7 +83,7 @@ def good_report(sweeps) -> Path:
 
 
 @pytest.mark.slow
-def test_writes_five_outputs_atomically(good_report: Path) -> None:
+def test_the_report_writes_its_five_files_atomically(good_report: Path) -> None:
     for name in OUTPUTS:
         assert (good_report / name).stat().st_size > 0, name
     assert not list(good_report.glob(".*.tmp")), "temporary files left behind"
@@ -102,7 +94,7 @@ def test_writes_five_outputs_atomically(good_report: Path) -> None:
 
 
 @pytest.mark.slow
-def test_csv_has_one_row_per_job(good_report: Path) -> None:
+def test_the_csv_has_one_row_of_raw_values_per_job(good_report: Path) -> None:
     rows = list(csv.DictReader((good_report / "report.csv").open()))
     assert len(rows) == 4
     assert {r["status"] for r in rows} == {"completed"}
@@ -112,18 +104,18 @@ def test_csv_has_one_row_per_job(good_report: Path) -> None:
         ("transposed", "0"),
         ("transposed", "1"),
     ]
-    by_job = results(good_report)
+    by_job = job_results(good_report)
     for r in rows:
         assert float(r["test/loss"]) == by_job[r["job"]]["metrics"]["test/loss"]
 
 
 @pytest.mark.slow
-def test_table_is_mean_and_sample_std_over_seeds(good_report: Path) -> None:
+def test_the_table_is_mean_and_sample_std_over_seeds_best_in_bold(good_report: Path) -> None:
     table = md_table((good_report / "report.md").read_text())
     assert list(table["model.upsample"]) == ["nearest", "transposed"]
     assert list(table["n"]) == ["2", "2"]
     per_config: dict[str, list[dict]] = {}
-    for r in results(good_report).values():
+    for r in job_results(good_report).values():
         per_config.setdefault(r["config"]["model"]["upsample"], []).append(r["metrics"])
     metrics = [c for c in table.columns if "/" in c]
     assert {"test/loss", "test/psnr", "test/ssim"} <= set(metrics)
@@ -146,7 +138,7 @@ def test_table_is_mean_and_sample_std_over_seeds(good_report: Path) -> None:
 
 
 @pytest.mark.slow
-def test_latex_is_booktabs(good_report: Path) -> None:
+def test_the_latex_table_is_booktabs_with_a_row_per_configuration(good_report: Path) -> None:
     tex = (good_report / "report.tex").read_text()
     for rule in ("\\toprule", "\\midrule", "\\bottomrule", "$\\pm$", "\\textbf{"):
         assert rule in tex
@@ -167,7 +159,7 @@ def test_reconstructions_show_every_configuration_zoomed(good_report: Path) -> N
 
 @pytest.mark.slow
 def test_failed_job_is_listed_under_the_table(sweeps, tmp_path: Path) -> None:
-    (failed,) = results(sweeps["bad"]).items()
+    (failed,) = job_results(sweeps["bad"]).items()
     assert failed[1]["status"] == "failed"
     report(sweeps["good"], sweeps["bad"], "--out", tmp_path, cwd=tmp_path)
     text = (tmp_path / "report.md").read_text()
@@ -195,7 +187,8 @@ def test_unfinished_job_is_listed_and_left_out_of_the_means(sweeps, tmp_path: Pa
     assert f"**unfinished** `{killed.name}`" in text.split("## Failed or unfinished jobs")[1]
 
 
-def test_folder_without_results_is_refused(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_folder_without_results_is_refused_in_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = report(empty, cwd=tmp_path, ok=False)
@@ -205,7 +198,7 @@ def test_folder_without_results_is_refused(tmp_path: Path) -> None:
     assert not list(empty.iterdir())
 
 
-def test_best_direction_per_metric() -> None:
+def test_the_best_cell_follows_each_metrics_direction_and_metrics_keep_their_order() -> None:
     means = pd.Series([-3.0, -1.0, 2.0])
     assert list(best_mask(means, "val/loss")) == [True, False, False]
     assert list(best_mask(means, "test/psnr")) == [False, False, True]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BIN, THREADS, events, results, run_script, scalars, train
+from helpers import BIN, THREADS, events, results, run_script, scalars, train
+
+pytestmark = pytest.mark.slow  # every test here runs convae-train in a subprocess
 
 ARGS = ["data.source=bundled", "data=noisy", "trainer.max_steps=100",
         "callbacks.artifact_images_every=3", f"threads={THREADS}",
@@ -128,7 +130,6 @@ def six_epochs_straight(tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("first", "then"),
     [
@@ -157,7 +158,6 @@ def test_a_resume_reaches_the_straight_runs_step_and_metrics_whichever_limit_sto
     assert losses == scalars(events(straight), "train/loss")
 
 
-@pytest.mark.slow
 def test_a_run_with_extra_optimizer_arguments_resumes_with_them(tmp_path):
     """optim is the one extension point: +optim.<kwarg> survives the checkpoint's config."""
     args = ["optim._target_=torch.optim.SGD", "+optim.momentum=0.9", *EPOCHS]

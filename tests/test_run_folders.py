@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, THREADS, results, run_script
+from helpers import BIN, THREADS, results, run_script
 
 from convae.config import ConfigError
 from convae.paths import MAX_NAME, job_dirname

@@ -4,7 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import results, run_script
+from helpers import results, run_script
+
+pytestmark = pytest.mark.slow  # every test here runs convae-train in a subprocess
 
 BASE = ["data.source=bundled", "trainer.max_steps=3", "trainer.enable_progress_bar=false",
         "callbacks.artifact_digits=100"]  # fmt: skip

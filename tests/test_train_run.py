@@ -5,10 +5,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import events, results, run_script, scalars, train
+from helpers import events, results, run_script, scalars, train
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from convae.precision import resolve_precision
+
+pytestmark = pytest.mark.slow  # every test here runs convae-train in a subprocess
 
 SCALARS = ["train/loss", "val/loss", "val/psnr", "val/ssim", "test/loss", "test/psnr",
            "test/ssim", "test_clean/loss", "test_clean/psnr", "test_clean/ssim"]  # fmt: skip

@@ -6,30 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import events
-from hydra import compose, initialize_config_module
+from helpers import events
 
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
 from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.reconstructions import ReconstructionGrid
-from convae.config import register_configs
-from convae.metrics.spectrum_plots import (
-    ResidualFigure,
-    SpectrumFigure,
-    residual_image,
-    spectrum_image,
-)
+from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure
 
 
-def validate_counting_forwards(tmp_path, *overrides: str):
+def validate_counting_forwards(compose, tmp_path, *overrides: str):
     """trainer.validate on the bundled digits; returns the trainer, module, data and the
     number of images the network saw."""
-    register_configs()
-    with initialize_config_module(config_module="convae.conf", version_base="1.3"):
-        # 32-true: the comparisons below are exact, against a float32 reconstruct()
-        cfg = compose("train", ["data.source=bundled", "model.depths=[4,4]",
-                                "trainer.precision=32-true",
-                                "trainer.enable_progress_bar=false", *overrides])  # fmt: skip
+    # 32-true: the comparisons below are exact, against a float32 reconstruct()
+    cfg = compose("data.source=bundled", "model.depths=[4,4]", "trainer.precision=32-true",
+                  "trainer.enable_progress_bar=false", *overrides)  # fmt: skip
     dm, module = build_datamodule(cfg), build_module(cfg)
     trainer = build_trainer(cfg, tmp_path, build_logger(tmp_path))
     seen: list[int] = []
@@ -43,8 +33,8 @@ def callback(trainer, kind):
 
 
 @pytest.mark.parametrize("data", ["clean", "noisy"])
-def test_pictures_and_scores_reuse_the_validation_forward_pass(tmp_path, data):
-    trainer, module, dm, seen = validate_counting_forwards(tmp_path, f"data={data}")
+def test_pictures_and_scores_reuse_the_validation_forward_pass(compose, tmp_path, data):
+    trainer, module, dm, seen = validate_counting_forwards(compose, tmp_path, f"data={data}")
     assert seen == [500]  # the one validation batch; nothing for the grid or the scores
     for kind, n in ((CheckerboardScores, 500), (ReconstructionGrid, 16)):
         inputs, x_hat, targets = callback(trainer, kind).fixed_digits(trainer, module, "val")
@@ -54,7 +44,7 @@ def test_pictures_and_scores_reuse_the_validation_forward_pass(tmp_path, data):
         torch.testing.assert_close(x_hat, module.reconstruct(inputs), rtol=0, atol=0)
 
 
-def test_a_validation_with_pictures_computes_the_spectra_once(tmp_path, monkeypatch):
+def test_a_validation_with_pictures_computes_the_spectra_once(compose, tmp_path, monkeypatch):
     fft2, shapes = torch.fft.fft2, []
 
     def counting_fft2(t, *args, **kwargs):
@@ -62,14 +52,14 @@ def test_a_validation_with_pictures_computes_the_spectra_once(tmp_path, monkeypa
         return fft2(t, *args, **kwargs)
 
     monkeypatch.setattr(torch.fft, "fft2", counting_fft2)
-    validate_counting_forwards(tmp_path)  # the step-0 kind: scores and pictures
+    validate_counting_forwards(compose, tmp_path)  # the step-0 kind: scores and pictures
     assert [e.step for e in events(tmp_path).Images("artifacts/spectrum")] == [0]
     assert shapes == [(500, 28, 28), (500, 28, 28)]  # outputs and targets, once each
 
 
-def test_digits_the_validation_did_not_reach_are_reconstructed_for_the_scores(tmp_path):
+def test_digits_the_validation_did_not_reach_are_reconstructed_for_the_scores(compose, tmp_path):
     trainer, module, _, seen = validate_counting_forwards(
-        tmp_path, "data.eval_batch_size=100", "trainer.limit_val_batches=2"
+        compose, tmp_path, "data.eval_batch_size=100", "trainer.limit_val_batches=2"
     )
     # Two validation batches of 100; the grid's 16 digits were among them, the 500 scored
     # digits were not, so the scores ran one forward pass of their own.
@@ -85,8 +75,8 @@ def test_redrawn_figures_match_freshly_drawn_ones(bundled_digits):
     spectrum, residual = SpectrumFigure(), ResidualFigure()
     spectrum(other, bundled_digits), residual(other, bundled_digits)  # draw something else first
     np.testing.assert_array_equal(
-        spectrum(out, bundled_digits), spectrum_image(out, bundled_digits)
+        spectrum(out, bundled_digits), SpectrumFigure()(out, bundled_digits)
     )
     np.testing.assert_array_equal(
-        residual(out, bundled_digits), residual_image(out, bundled_digits)
+        residual(out, bundled_digits), ResidualFigure()(out, bundled_digits)
     )

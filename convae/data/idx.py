@@ -63,13 +63,3 @@ def read_idx_pair(images: Path, labels: Path) -> tuple[torch.Tensor, torch.Tenso
             f"{images} holds {len(x)} images but {labels} holds {len(y)} labels; they must match"
         )
     return x, y
-
-
-def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
-    """Writes a uint8 array as IDX (gzipped when the name ends in .gz); used by tests."""
-    a = np.asarray(array, dtype=np.uint8)
-    data = bytes([0, 0, _UBYTE, a.ndim])
-    data += b"".join(int(s).to_bytes(4, "big") for s in a.shape) + a.tobytes()
-    if str(path).endswith(".gz"):
-        data = gzip.compress(data)
-    Path(path).write_bytes(data)

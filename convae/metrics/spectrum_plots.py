@@ -1,11 +1,11 @@
 """Figures that make checkerboard artifacts visible in TensorBoard.
 
-``spectrum_image`` and ``residual_image`` return RGB uint8 arrays (H, W, 3) for
-``SummaryWriter.add_image(tag, arr, step, dataformats="HWC")``; ``zoomed_pairs`` returns a
-float (3, H, W) grid for ``add_image`` as is. Figures are drawn on their own
-``Figure`` + Agg canvas, never through pyplot, so they leak nothing and need no display;
-a ``SpectrumFigure`` or ``ResidualFigure`` is reused by its owner (one per callback), the
-functions draw one-offs.
+A ``SpectrumFigure`` or ``ResidualFigure``, called with outputs and targets, returns an RGB
+uint8 array (H, W, 3) for ``SummaryWriter.add_image(tag, arr, step, dataformats="HWC")``;
+its owner (one per callback) keeps it and redraws it with new data rather than building a
+new one. ``zoomed_pairs`` returns a float (3, H, W) grid for ``add_image`` as is. Figures are
+drawn on their own ``Figure`` + Agg canvas, never through pyplot, so they leak nothing and
+need no display.
 """
 
 from __future__ import annotations
@@ -20,13 +20,7 @@ from torchvision.utils import make_grid
 
 from convae.metrics.checkerboard import BatchSpectra, batch_spectra
 
-__all__ = [
-    "ResidualFigure",
-    "SpectrumFigure",
-    "residual_image",
-    "spectrum_image",
-    "zoomed_pairs",
-]
+__all__ = ["ResidualFigure", "SpectrumFigure", "zoomed_pairs"]
 
 DPI = 80
 
@@ -136,16 +130,6 @@ class ResidualFigure(_ReusedFigure):
         self.image.set_clim(0.0, max(float(res.max()), 1e-12))
         self.title.set_text(f"mean |x_hat - x| (overall {res.mean():.4f})")
         return self._render()
-
-
-def spectrum_image(x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
-    """One-off ``SpectrumFigure``; callbacks keep one and redraw it."""
-    return SpectrumFigure()(x_hat, x)
-
-
-def residual_image(x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
-    """One-off ``ResidualFigure``; callbacks keep one and redraw it."""
-    return ResidualFigure()(x_hat, x)
 
 
 def zoomed_pairs(x_hat: torch.Tensor, x: torch.Tensor, n: int = 8, zoom: int = 4) -> torch.Tensor:

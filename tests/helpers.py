@@ -1,0 +1,96 @@
+"""Helpers the test files share: run the real console scripts in a temporary folder, read
+what a run wrote (results.json, TensorBoard events), write MNIST-format data files.
+
+Fixtures live in conftest.py; plain functions and constants live here and are imported as
+``from helpers import ...`` (pytest puts tests/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from convae.data.sources import raw_folder
+
+BIN = Path(sys.executable).parent
+# Every core this process may use: conftest.py gives torch this many threads for the whole
+# session, and console scripts run by the tests get the same (threads=THREADS).
+THREADS = max(1, len(os.sched_getaffinity(0)))
+
+
+def run_script(
+    name: str, *args: str, cwd: Path, check: bool = True, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess:
+    """The console script ``name`` (or ``python``) of this virtualenv, output captured; with
+    ``check`` a non-zero exit fails the test, showing stderr."""
+    proc = subprocess.run(
+        [str(BIN / name), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def train(cwd: Path, *overrides: str, check: bool = True, **env: str):
+    """convae-train on bundled data, few steps; returns (process, run folder or None)."""
+    base = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false"]
+    proc = run_script("convae-train", *base, *overrides, cwd=cwd, check=check, **env)
+    runs = sorted((cwd / "outputs" / "runs").glob("*/*"))
+    return proc, (runs[-1] if runs else None)
+
+
+def results(run_dir: Path) -> dict:
+    """A run folder's results.json."""
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    """Everything a run logged to TensorBoard, loaded."""
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def scalars(acc: EventAccumulator, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every logged value of ``tag``."""
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> None:
+    """Writes a uint8 array as an IDX file (gzipped when the name ends in .gz), the format
+    convae.data.idx reads: magic 0x0000 0x08 (unsigned bytes) <ndim>, big-endian sizes."""
+    a = np.asarray(array, dtype=np.uint8)
+    data = bytes([0, 0, 0x08, a.ndim])
+    data += b"".join(int(s).to_bytes(4, "big") for s in a.shape) + a.tobytes()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    Path(path).write_bytes(data)
+
+
+def fake_mnist(
+    root: Path, source: str = "mnist", n_train: int = 240, n_test: int = 60, gz: bool = True
+) -> Path:
+    """A small random data set in torchvision's layout for ``source`` under ``root``;
+    returns its raw folder."""
+    folder = raw_folder(source, root)
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    ext = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}",
+                  torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8))  # fmt: skip
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", torch.arange(n) % 10)
+    return folder
