@@ -19,7 +19,7 @@ IMAGE_TAGS = ("artifacts/zoomed", "artifacts/spectrum", "artifacts/residual")
 
 
 class CheckerboardScores(FixedDigitsCallback):
-    """Scores after every validation; the pictures (matplotlib, about 0.14 s) at step 0,
+    """Scores after every validation; the pictures (matplotlib, slow) at step 0,
     every ``images_every``-th validation and for the test split at the end, so that
     validation stays cheap next to an epoch of training."""
 
