@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from convae.models.init import initialise_
 from convae.models.upsample import UPSAMPLERS, StageOptions, same_conv
 
 
@@ -37,6 +38,7 @@ class ConvAutoencoder(nn.Module):
         upsample: str = "nearest",
         transposed_kernel_size: int = 3,
         icnr: bool = False,
+        init: str = "torch",
         in_channels: int = 1,
         image_size: int = 28,
     ) -> None:
@@ -62,6 +64,7 @@ class ConvAutoencoder(nn.Module):
             ch = d
         dec.append(same_conv(ch, in_channels, kernel_size))
         self.decoder = nn.Sequential(*dec)
+        initialise_(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

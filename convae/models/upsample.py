@@ -134,6 +134,7 @@ class PixelShuffleStage(nn.Module):
         self.shuffle = nn.PixelShuffle(2)
         self.crop = CropTo(target)
         self.act = nn.ReLU(inplace=True)
+        self.icnr = icnr
         if icnr:
             icnr_(self.conv, upscale=2)
 
@@ -142,11 +143,16 @@ class PixelShuffleStage(nn.Module):
 
 
 @torch.no_grad()
-def icnr_(conv: nn.Conv2d, upscale: int = 2) -> None:
-    """Copies one freshly initialised sub-kernel (and bias) to all r*r shuffle phases."""
+def icnr_(
+    conv: nn.Conv2d, upscale: int = 2, reinit: Callable[[nn.Conv2d], None] | None = None
+) -> None:
+    """Copies one freshly initialised sub-kernel (and bias) to all r*r shuffle phases;
+    ``reinit`` re-initialises that sub-kernel first (convae/models/init.py)."""
     r2 = upscale * upscale
     out_ch = conv.out_channels // r2
     base = nn.Conv2d(conv.in_channels, out_ch, conv.kernel_size, padding=conv.padding)
+    if reinit is not None:
+        reinit(base)
     # PixelShuffle takes channel c*r2 + phase to output channel c, so repeat each kernel r2 times.
     conv.weight.copy_(base.weight.repeat_interleave(r2, dim=0))
     if conv.bias is not None and base.bias is not None:
