@@ -117,7 +117,9 @@ def config_for_resume(cfg: DictConfig, ckpt: Path, overrides: Sequence[str]) -> 
         if key in ("resume", "ckpt_path"):
             continue
         old = OmegaConf.select(resumed, key, default=_NO)
-        if old is _NO:  # a group choice: its keys are already in the checkpointed config
+        if old is _NO or OmegaConf.is_dict(old):
+            # a group choice (upsample=..., or a section's own group: trainer=gpu): its
+            # keys are already in the checkpointed config
             if override not in started_with:
                 raise _refused(override, "the run was not started with this group choice")
             continue

@@ -50,6 +50,18 @@ def test_resume_refuses_a_group_choice_the_run_was_not_started_with(tmp_path):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("group", ["trainer=gpu", "data=noisy", "experiment=seed_denoiser"])
+def test_resume_refuses_other_group_choices_in_one_line(tmp_path, group):
+    ckpt = started_run(tmp_path, "trainer.max_steps=100")
+    with pytest.raises(ConfigError) as err:
+        resume_with(ckpt, group)
+    assert str(err.value) == (
+        f"{group}: a resumed run keeps what it trains (the run was not started with this "
+        "group choice); start a new run for it, or change only trainer.max_epochs, "
+        "trainer.max_steps and the like on resume"
+    )
+
+
 def test_resume_refuses_a_changed_model_key_naming_the_run_value(tmp_path):
     ckpt = started_run(tmp_path, "trainer.max_steps=100")
     with pytest.raises(ConfigError, match=r"^model\.kernel_size=5: .*kernel_size=3"):
