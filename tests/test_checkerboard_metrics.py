@@ -21,7 +21,7 @@ import torchvision.transforms.functional as TF
 
 from convae.data.sources import load_bundled
 from convae.metrics import checkerboard
-from convae.metrics.checkerboard import band_masks, checkerboard_scores
+from convae.metrics.checkerboard import band_masks, batch_spectra, checkerboard_scores
 from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, zoomed_pairs
 from convae.models import ConvAutoencoder
 
@@ -197,15 +197,30 @@ def test_scores_use_one_batched_fft_per_input_not_a_loop_per_image(
     digits: torch.Tensor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[int, ...]] = []
-    fft2 = torch.fft.fft2
+    rfft2 = torch.fft.rfft2
 
-    def counting_fft2(t: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+    def counting_rfft2(t: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
         calls.append(tuple(t.shape))
-        return fft2(t, *args, **kwargs)
+        return rfft2(t, *args, **kwargs)
 
-    monkeypatch.setattr(checkerboard.torch.fft, "fft2", counting_fft2)
+    monkeypatch.setattr(checkerboard.torch.fft, "rfft2", counting_rfft2)
     checkerboard_scores(digits + 0.01 * period2(28, 28), digits)
     assert calls == [(500, 28, 28), (500, 28, 28)]
+
+
+@pytest.mark.parametrize("shape", [(500, 1, 28, 28), (6, 3, 32, 16), (4, 4, 6)])
+def test_batch_spectra_from_half_spectra_equal_the_full_fft_ones(
+    shape: tuple[int, ...],
+) -> None:
+    g = torch.Generator().manual_seed(0)
+    x_hat, x = torch.rand(shape, generator=g), torch.rand(shape, generator=g)
+    fa = torch.fft.fft2(x_hat.reshape(-1, *shape[-2:]).double())
+    fb = torch.fft.fft2(x.reshape(-1, *shape[-2:]).double())
+    s = batch_spectra(x_hat, x)
+    for got, want in ((s.sxx, fa.abs().square().sum(0)), (s.syy, fb.abs().square().sum(0)),
+                      (s.sxy, (fa * fb.conj()).sum(0))):  # fmt: skip
+        assert got.shape == want.shape and got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)
 
 
 def test_scores_do_not_depend_on_batch_order(digits: torch.Tensor) -> None:
