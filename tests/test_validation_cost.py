@@ -1,5 +1,6 @@
 """What keeps a validation cheap: the image callbacks reuse the validation's own forward
-pass, and the artifact figures are redrawn rather than rebuilt. Real Trainer, real data."""
+pass, and the artifact figures are redrawn (blitted) rather than rebuilt. Real Trainer, real
+data."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from helpers import events
 from convae.build import build_datamodule, build_logger, build_module, build_trainer
 from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.reconstructions import ReconstructionGrid
-from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure
+from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, nice_ceiling
 
 
 def validate_counting_forwards(compose, tmp_path, *overrides: str):
@@ -45,16 +46,23 @@ def test_pictures_and_scores_reuse_the_validation_forward_pass(compose, tmp_path
 
 
 def test_a_validation_with_pictures_computes_the_spectra_once(compose, tmp_path, monkeypatch):
-    fft2, shapes = torch.fft.fft2, []
-
-    def counting_fft2(t, *args, **kwargs):
-        shapes.append(tuple(t.shape))
-        return fft2(t, *args, **kwargs)
-
-    monkeypatch.setattr(torch.fft, "fft2", counting_fft2)
+    shapes = []
+    for name in ("fft2", "rfft2"):
+        monkeypatch.setattr(torch.fft, name, counting(getattr(torch.fft, name), name, shapes))
     validate_counting_forwards(compose, tmp_path)  # the step-0 kind: scores and pictures
     assert [e.step for e in events(tmp_path).Images("artifacts/spectrum")] == [0]
-    assert shapes == [(500, 28, 28), (500, 28, 28)]  # outputs and targets, once each
+    # Outputs and targets, once each, as half spectra.
+    assert shapes == [("rfft2", (500, 28, 28)), ("rfft2", (500, 28, 28))]
+
+
+def counting(fn, name, calls):
+    """``fn``, noting its name and input shape in ``calls`` at every call."""
+
+    def counted(t, *args, **kwargs):
+        calls.append((name, tuple(t.shape)))
+        return fn(t, *args, **kwargs)
+
+    return counted
 
 
 def test_digits_the_validation_did_not_reach_are_reconstructed_for_the_scores(compose, tmp_path):
@@ -79,4 +87,24 @@ def test_redrawn_figures_match_freshly_drawn_ones(bundled_digits):
     )
     np.testing.assert_array_equal(
         residual(out, bundled_digits), ResidualFigure()(out, bundled_digits)
+    )
+
+
+@pytest.mark.parametrize("figure", [SpectrumFigure, ResidualFigure])
+def test_blitted_redraws_match_a_full_draw_but_for_the_frame_edges(figure, bundled_digits):
+    out = (bundled_digits + 0.05 * torch.rand_like(bundled_digits)).clamp(0, 1)
+    fig = figure()
+    fig(torch.rand_like(bundled_digits), bundled_digits)  # another colour scale first
+    blitted = fig(out, bundled_digits)
+    fig.canvas.draw()  # everything, the plain matplotlib way
+    full = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    differ = (blitted != full).any(-1)
+    # The images, titles and colour bars are all there; only the anti-aliased line where
+    # an image meets its frame may differ.
+    assert differ.mean() < 0.01, differ.mean()
+
+
+def test_colour_scales_move_in_1_2_5_steps_so_redraws_reuse_the_background():
+    assert [nice_ceiling(x) for x in (0.3, 1.0, 1.01, 2.5, 7.0, 0.00123)] == pytest.approx(
+        [0.5, 1.0, 2.0, 5.0, 10.0, 0.002]
     )

@@ -10,11 +10,16 @@ need no display.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
@@ -31,13 +36,28 @@ def _images(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, *t.shape[-2:])
 
 
+def nice_ceiling(x: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k that is >= x (x > 0): colour scales that change in
+    steps, not at every redraw, so pictures of one run compare by eye and the colour bars'
+    labels (the expensive part of a redraw) stay the same."""
+    k = math.floor(math.log10(x))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10.0**k >= x * (1 - 1e-12):
+            return m * 10.0**k
+    raise AssertionError("unreachable")
+
+
 class _ReusedFigure:
-    """A figure built once per image size and redrawn with new data: building axes and
-    colour bars is about two thirds of matplotlib's cost, and the pictures are redrawn at
-    every few validations."""
+    """A figure built once per image size and redrawn with new data by blitting: the static
+    parts (axes, titles, colour bars) are drawn once per colour scale and kept as a
+    background; a redraw pastes it and draws only the images (and ``_changing`` texts) on
+    top. Laying out and rendering text is most of what a full matplotlib draw costs, and the
+    pictures are redrawn at every few validations."""
 
     def __init__(self) -> None:
         self._size: tuple[int, int] | None = None
+        self._scale: tuple[float, ...] | None = None
+        self._background: Any = None
 
     def _build(self, h: int, w: int) -> None:
         raise NotImplementedError
@@ -45,10 +65,30 @@ class _ReusedFigure:
     def _built_for(self, h: int, w: int) -> None:
         if self._size != (h, w):
             self._build(h, w)
-            self._size = (h, w)
+            self._size, self._scale = (h, w), None
 
-    def _render(self) -> np.ndarray:
-        self.canvas.draw()
+    def _changing(self) -> list[Artist]:
+        """What changes at every redraw; everything else is background."""
+        raise NotImplementedError
+
+    def _render(self, scale: tuple[float, ...]) -> np.ndarray:
+        """``scale``: the colour limits, which decide the colour bars' labels."""
+        changing = self._changing()
+        if scale != self._scale:
+            for a in changing:
+                a.set_visible(False)
+            self.canvas.draw()
+            self._background = self.canvas.copy_from_bbox(self.canvas.figure.bbox)
+            for a in changing:
+                a.set_visible(True)
+            self._scale = scale
+        self.canvas.restore_region(self._background)
+        renderer = self.canvas.get_renderer()
+        for a in changing:
+            a.draw(renderer)
+            if isinstance(a, AxesImage):  # the frame goes over the image, as in a full draw
+                for spine in a.axes.spines.values():
+                    spine.draw(renderer)
         return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
 
 
@@ -95,9 +135,10 @@ class SpectrumFigure(_ReusedFigure):
         p_tgt = torch.fft.fftshift(s.syy / s.n).cpu().numpy() + tiny
         log_out, log_tgt = np.log10(p_out), np.log10(p_tgt)
         ratio_db = 10.0 * (log_out - log_tgt)
-        lo = float(min(log_out.min(), log_tgt.min()))
-        hi = float(max(log_out.max(), log_tgt.max()))
-        lim = max(float(np.abs(ratio_db).max()), 1.0)
+        # Whole decades and 1-2-5 steps of dB (see nice_ceiling).
+        lo = math.floor(min(log_out.min(), log_tgt.min()))
+        hi = math.ceil(max(log_out.max(), log_tgt.max()))
+        lim = nice_ceiling(max(float(np.abs(ratio_db).max()), 1.0))
         self._built_for(h, w)
         for im, img, clim in zip(
             self.panels,
@@ -107,7 +148,10 @@ class SpectrumFigure(_ReusedFigure):
         ):
             im.set_data(img)
             im.set_clim(*clim)
-        return self._render()
+        return self._render((lo, hi, lim))
+
+    def _changing(self) -> list[Artist]:
+        return list(self.panels)
 
 
 class ResidualFigure(_ReusedFigure):
@@ -118,18 +162,27 @@ class ResidualFigure(_ReusedFigure):
         self.canvas = FigureCanvasAgg(fig)
         ax = fig.subplots()
         self.image = ax.imshow(np.zeros((h, w)), cmap="magma", interpolation="nearest")
-        self.title = ax.set_title("", fontsize=9)
         ax.tick_params(labelsize=7)
         fig.colorbar(self.image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
         fig.subplots_adjust(left=0.08, right=0.9, bottom=0.08, top=0.9)
+        # A figure text, not the axes title: an axes moves a title it cannot see (hidden
+        # while the background is drawn) out of the picture.
+        box = ax.get_position()
+        self.title = fig.text(
+            (box.x0 + box.x1) / 2, box.y1 + 0.02, "", ha="center", va="bottom", fontsize=9
+        )
 
     def __call__(self, x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
         res = (_images(x_hat) - _images(x)).abs().mean(0).numpy()
         self._built_for(*res.shape)
+        top = nice_ceiling(max(float(res.max()), 1e-12))  # 1-2-5 steps (see nice_ceiling)
         self.image.set_data(res)
-        self.image.set_clim(0.0, max(float(res.max()), 1e-12))
+        self.image.set_clim(0.0, top)
         self.title.set_text(f"mean |x_hat - x| (overall {res.mean():.4f})")
-        return self._render()
+        return self._render((top,))
+
+    def _changing(self) -> list[Artist]:
+        return [self.image, self.title]
 
 
 def zoomed_pairs(x_hat: torch.Tensor, x: torch.Tensor, n: int = 8, zoom: int = 4) -> torch.Tensor:
