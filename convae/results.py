@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -94,8 +95,11 @@ def versions() -> dict[str, str]:
     }
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The commit of the convae checkout, when it is one (editable installs)."""
+    """The commit of the convae checkout, when it is one (editable installs). Looked up once
+    per process (convae.train asks at import), so runs record the commit whose code they
+    imported, not one made while a sweep was running."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(

@@ -60,6 +60,7 @@ from convae.tb_hparams import run_hparams, write_hparams
 from convae.threads import available_cores, capped_threads, default_threads
 
 log = logging.getLogger("convae")
+git_commit()  # now, while the checkout holds the code this process imported
 
 
 class Interrupted(SystemExit):
