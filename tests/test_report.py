@@ -13,16 +13,25 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run_script
+from helpers import events, run_script, scalars
 from matplotlib.image import imread
 
 from convae.report.figures import ZOOM
 from convae.report.tables import best_mask, format_cell, metric_names
 
-OUTPUTS = ("report.md", "report.csv", "report.tex", "report.png", "reconstructions.png")
+OUTPUTS = (
+    "report.md",
+    "report.csv",
+    "report.tex",
+    "report.png",
+    "reconstructions.png",
+    "curves.csv",
+    "curves.png",
+)
 COMMON = [
     "data.source=bundled",
     "trainer.max_steps=5",
+    "trainer.val_check_interval=2",  # validations at steps 0, 2 and 4: a curve
     "threads=1",
     "trainer.enable_progress_bar=false",
 ]
@@ -83,7 +92,7 @@ def good_report(sweeps) -> Path:
 
 
 @pytest.mark.slow
-def test_the_report_writes_its_five_files_atomically(good_report: Path) -> None:
+def test_the_report_writes_its_files_atomically(good_report: Path) -> None:
     for name in OUTPUTS:
         assert (good_report / name).stat().st_size > 0, name
     assert not list(good_report.glob(".*.tmp")), "temporary files left behind"
@@ -135,6 +144,32 @@ def test_the_table_is_mean_and_sample_std_over_seeds_best_in_bold(good_report: P
                 row["model.upsample"]: parse_cell(row[metric])[2] for _, row in table.iterrows()
             }
             assert bold == {k: k == best for k in means}, metric
+
+
+@pytest.mark.slow
+def test_curves_are_mean_and_std_over_seeds_at_every_validation_step(good_report: Path) -> None:
+    curves = pd.read_csv(good_report / "curves.csv")
+    per_config: dict[str, list[dict[int, float]]] = {}
+    for job in good_report.glob("*/results.json"):
+        upsample = json.loads(job.read_text())["config"]["model"]["upsample"]
+        per_config.setdefault(upsample, []).append(dict(scalars(events(job.parent), "val/loss")))
+    loss = curves[curves["tag"] == "val/loss"]
+    assert sorted(loss["configuration"].unique()) == [
+        "model.upsample=nearest",
+        "model.upsample=transposed",
+    ]
+    for (label, step), row in loss.set_index(["configuration", "step"]).iterrows():
+        values = [job[step] for job in per_config[label.split("=")[1]]]
+        assert row["n"] == 2
+        assert row["mean"] == pytest.approx(statistics.mean(values), rel=1e-6)
+        assert row["std"] == pytest.approx(statistics.stdev(values), rel=1e-6, abs=1e-12)
+    steps = sorted(loss[loss["configuration"] == "model.upsample=nearest"]["step"])
+    # The untrained model, then after 2 and 4 batches (logged at the last trained batch's
+    # step, as Lightning logs validation scalars).
+    assert steps[:3] == [0, 1, 3]
+    assert set(curves["tag"]) == {"val/loss", "val/cb2_incoh"}
+    assert imread(good_report / "curves.png").ndim == 3
+    assert "![learning curves](curves.png)" in (good_report / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -7,10 +7,12 @@ as mean ± sample std over the seeds of a configuration.
 
 Outputs (in ``--out``, default the first sweep folder), each written atomically:
 ``report.md``, ``report.csv`` (one row per job, raw values), ``report.tex`` (booktabs),
-``report.png`` (bar charts with error bars) and ``reconstructions.png`` (the same test digits
-reconstructed by every configuration).
+``report.png`` (bar charts with error bars), ``reconstructions.png`` (the same test digits
+reconstructed by every configuration), and ``curves.png`` with ``curves.csv`` (learning
+curves, mean ± std over seeds, from the event files).
 
 The package: ``sweeps`` reads the folders, ``tables`` groups and formats, ``figures`` draws,
-``cli`` ties them into the command (``convae.report.cli:main``, also ``python -m
-convae.report``). Import from those modules; this one re-exports nothing.
+``curves`` reads and draws the learning curves, ``cli`` ties them into the command
+(``convae.report.cli:main``, also ``python -m convae.report``). Import from those modules;
+this one re-exports nothing.
 """

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from convae.config import PLUMBING_KEYS, flatten
+from convae.report.curves import DEFAULT_CURVES, curves_figure, curves_frame
 from convae.report.figures import RECON_DIGITS, bar_charts, reconstructions_figure
 from convae.report.sweeps import (
     JOB_COLUMNS,
@@ -78,6 +79,11 @@ def markdown_report(
         parts += ["## Failed or unfinished jobs", "", *problems, ""]
     parts += ["## Figures", "", "![metrics](report.png)", ""]
     parts += [
+        "![learning curves](curves.png)\n\nLearning curves, mean ± std over seeds "
+        "(values per step: curves.csv).",
+        "",
+    ]
+    parts += [
         f"![reconstructions](reconstructions.png)\n\nReconstructions of the first {RECON_DIGITS} "
         "test digits by the lowest seed of each configuration.",
         "",
@@ -87,8 +93,13 @@ def markdown_report(
     return "\n".join(parts)
 
 
-def build_report(sweeps: Sequence[Path], out: Path, wanted: Sequence[str] | None) -> list[Path]:
-    """Read the sweeps, write the five outputs into ``out``; returns their paths."""
+def build_report(
+    sweeps: Sequence[Path],
+    out: Path,
+    wanted: Sequence[str] | None,
+    curve_tags: Sequence[str] = DEFAULT_CURVES,
+) -> list[Path]:
+    """Read the sweeps, write the report files into ``out``; returns their paths."""
     jobs = [job for sweep in sweeps for job in read_sweep(sweep)]
     frame = jobs_frame(jobs, sweeps)
     config_keys = sorted(
@@ -115,12 +126,15 @@ def build_report(sweeps: Sequence[Path], out: Path, wanted: Sequence[str] | None
         summary, table_keys, metrics, bold=lambda c: f"\\textbf{{{c}}}", pm=" $\\pm$ ", dash="--"
     )
     caption = "Mean $\\pm$ sample std over seeds; best per column in bold."
+    curves = curves_frame(summary, curve_tags)
     outputs = {
         "report.md": markdown_report(sweeps, frame, summary, table_keys, metrics, recon_notes),
         "report.csv": csv.to_csv(index=False),
         "report.tex": to_latex(tex_table, metrics, caption),
         "report.png": bar_charts(summary, completed, metrics),
         "reconstructions.png": recon_png,
+        "curves.csv": curves.to_csv(index=False),
+        "curves.png": curves_figure(curves, curve_tags),
     }
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -151,9 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="metric columns to show, in this order; globs allowed, e.g. 'test/*,val/loss' "
         "(default: every val/*, test/* and test_clean/* metric present)",
     )
+    parser.add_argument(
+        "--curves",
+        action="extend",
+        type=lambda text: [t for t in text.split(",") if t],
+        metavar="TAG[,TAG...]",
+        help=f"scalar tags drawn against step in curves.png (default: {','.join(DEFAULT_CURVES)})",
+    )
     args = parser.parse_args(argv)
     try:
-        paths = build_report(args.sweeps, args.out or args.sweeps[0], args.metrics)
+        paths = build_report(
+            args.sweeps, args.out or args.sweeps[0], args.metrics, args.curves or DEFAULT_CURVES
+        )
     except ReportError as err:
         print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(2)

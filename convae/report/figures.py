@@ -23,13 +23,13 @@ RECON_DIGITS = 10
 ZOOM = 4  # screen pixels per image pixel: enough to see period-2 checkerboards
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _png(fig: Figure, dpi: int = 100) -> bytes:
+def png(fig: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
@@ -42,7 +42,7 @@ def bar_charts(summary: pd.DataFrame, completed: pd.DataFrame, metrics: Sequence
     cols = min(3, max(1, len(metrics)))
     rows = max(1, math.ceil(len(metrics) / cols))
     width = max(4.0, 0.6 * len(labels) + 1.5)
-    fig = _new_figure(cols * width, rows * 3.6)
+    fig = new_figure(cols * width, rows * 3.6)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     x = np.arange(len(labels))
     for ax, m in zip(axes, metrics, strict=False):
@@ -63,7 +63,7 @@ def bar_charts(summary: pd.DataFrame, completed: pd.DataFrame, metrics: Sequence
         axes[0].set_visible(True)
         axes[0].text(0.5, 0.5, "no metrics", ha="center", va="center")
     fig.suptitle("mean ± sample std over seeds (dots: seeds; orange: best)")
-    return _png(fig)
+    return png(fig)
 
 
 def _data_kwargs(job: Job) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def reconstructions_figure(
     dpi = 100
     h, w = max(r[1].shape[0] for r in rows), max(r[1].shape[1] for r in rows)
     label_in = 3.2
-    fig = _new_figure(label_in + w * ZOOM / dpi, len(rows) * (h * ZOOM + 8) / dpi)
+    fig = new_figure(label_in + w * ZOOM / dpi, len(rows) * (h * ZOOM + 8) / dpi)
     fig.set_layout_engine(None)
     fig.subplots_adjust(left=label_in / fig.get_figwidth(), right=1, top=1, bottom=0, hspace=0)
     for ax, (label, image) in zip(
@@ -149,4 +149,4 @@ def reconstructions_figure(
         # wrapped, so long configuration names stay inside the label column
         wrapped = "\n".join(textwrap.fill(part, 44) for part in label.split("\n"))
         ax.set_ylabel(wrapped, rotation=0, ha="right", va="center", fontsize=8)
-    return _png(fig, dpi=dpi), notes
+    return png(fig, dpi=dpi), notes
