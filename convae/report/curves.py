@@ -48,7 +48,7 @@ def curves_frame(summary: pd.DataFrame, tags: Sequence[str]) -> pd.DataFrame:
 
 def curves_figure(curves: pd.DataFrame, tags: Sequence[str]) -> bytes:
     """One panel per tag; a line per configuration with a ± std band. Scores spanning
-    decades (the checkerboard ones) get a log axis."""
+    more than a factor of 5 (the checkerboard scores, a loss from its start) get a log axis."""
     fig = new_figure(5.0 * max(1, len(tags)), 3.6)
     axes = fig.subplots(1, max(1, len(tags)), squeeze=False).ravel()
     for ax, tag in zip(axes, tags, strict=False):
@@ -59,7 +59,7 @@ def curves_figure(curves: pd.DataFrame, tags: Sequence[str]) -> bytes:
             ax.fill_between(line["step"], mean - std, mean + std, alpha=0.2, linewidth=0,
                             color=drawn.get_color())  # fmt: skip
         positive = len(part) and (part["mean"] > 0).all()
-        if positive and part["mean"].max() / part["mean"].min() > 100:
+        if positive and part["mean"].max() / part["mean"].min() > 5:
             ax.set_yscale("log")
         ax.set_title(tag if len(part) else f"{tag} (not logged)")
         ax.set_xlabel("step")
