@@ -85,6 +85,11 @@ class TrainerConfig:
     limit_test_batches: Any = None
     enable_progress_bar: bool = True
     gradient_clip_val: Any = None
+    # Debugging runs (conf/debug/ sets them): n batches of each split and no checkpoints
+    # (true: 1); n batches (or a fraction) trained again and again; a Lightning profiler.
+    fast_dev_run: Any = False
+    overfit_batches: Any = 0.0
+    profiler: str | None = None
 
 
 @dataclass
@@ -161,6 +166,17 @@ PLUMBING_KEYS = (
     "ckpt_path",
     "sweep_existing",
 )
+
+
+PROFILERS = (None, "simple", "advanced", "pytorch")  # Lightning's, by name
+
+
+def _count_or_fraction(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, float) and 0.0 <= value <= 1.0
 
 
 class ConfigError(ValueError):
@@ -378,6 +394,13 @@ def validate(cfg: DictConfig) -> None:
         "with trainer.max_steps=-1 too, training would never stop; expected "
         "trainer.max_epochs >= 1 or trainer.max_steps >= 1",
     )
+    check(isinstance(t.fast_dev_run, bool) or (isinstance(t.fast_dev_run, int)
+          and t.fast_dev_run >= 0), "trainer.fast_dev_run", t.fast_dev_run,
+          "expected true, false or an int >= 0 (batches of each split)")  # fmt: skip
+    check(_count_or_fraction(t.overfit_batches), "trainer.overfit_batches", t.overfit_batches,
+          "expected an int >= 0 (batches) or a float from 0 to 1 (a fraction)")  # fmt: skip
+    check(t.profiler in PROFILERS, "trainer.profiler", t.profiler,
+          f"expected one of {', '.join(map(str, PROFILERS))}")  # fmt: skip
     check(
         not (cfg.resume and cfg.ckpt_path),
         "ckpt_path",

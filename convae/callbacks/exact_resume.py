@@ -25,7 +25,8 @@ class ExactResume(pl.Callback):
         # a resume with a larger max_steps would train those steps again and log them twice.
         # Saved here, not in on_train_end: by then Lightning has counted the partial epoch
         # as finished, and a resume would skip the rest of it.
-        if 0 <= trainer.max_steps <= trainer.global_step:
+        # fast_dev_run (a smoke test that sets max_steps) saves nothing, as Lightning's own.
+        if 0 <= trainer.max_steps <= trainer.global_step and not trainer.fast_dev_run:
             trainer.save_checkpoint(self.last)
 
     def on_save_checkpoint(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
 from convae.compat import batches_done_in_epoch
 from convae.data.noise import SHUFFLE, TEST, VAL, add_noise, seeded_generator, to_unit
@@ -84,9 +84,12 @@ class EpochShuffle(Sampler[int]):
     def __len__(self) -> int:
         return -(-self.n // self.world_size)
 
+    def _order(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.n, generator=seeded_generator(self.seed, SHUFFLE, epoch))
+
     def __iter__(self):
         epoch = self.epoch
-        perm = torch.randperm(self.n, generator=seeded_generator(self.seed, SHUFFLE, epoch))
+        perm = self._order(epoch)
         if self.world_size > 1:
             padded = torch.cat([perm, perm[: len(self) * self.world_size - self.n]])
             perm = padded[self.rank :: self.world_size]
@@ -97,10 +100,20 @@ class EpochShuffle(Sampler[int]):
         return iter(perm[skip:].tolist())
 
 
-class Shard(Sampler[int]):
+class InOrder(EpochShuffle, SequentialSampler):
+    """EpochShuffle without the shuffle: the same batches every epoch, for
+    ``trainer.overfit_batches``. Lightning swaps any sampler that is not a SequentialSampler
+    for a plain one, which knows nothing of epochs or resuming."""
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        return torch.arange(self.n)
+
+
+class Shard(SequentialSampler):
     """Every ``world_size``-th index from ``rank``, in order and without padding: each
     evaluation digit is seen by exactly one process, so the metrics torchmetrics reduces
-    across processes are those of one process over the whole split."""
+    across processes are those of one process over the whole split. A SequentialSampler,
+    so Lightning leaves it in place under ``trainer.overfit_batches``."""
 
     def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
         self.indices = range(rank, n, world_size)
@@ -237,10 +250,11 @@ class MnistDataModule(pl.LightningDataModule):
         def batches_done() -> int:  # optimizer steps taken in the current epoch
             return batches_done_in_epoch(self.trainer)
 
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
         return ResumableLoader(
             self.train_set,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(
+            sampler=(InOrder if overfit else EpochShuffle)(
                 len(self.train_set), self.seed, self._current_epoch, *self._ranks()
             ),
             collate_fn=keep_batch,
