@@ -17,6 +17,9 @@ from helpers import events, run_script, scalars
 from matplotlib.image import imread
 
 from convae.report.figures import ZOOM
+from convae.report.labels import dimensions, short_labels
+from convae.report.panels import COLUMN_IN, figure_axes
+from convae.report.sweeps import Job
 from convae.report.tables import best_mask, format_cell, metric_names
 
 OUTPUTS = (
@@ -127,8 +130,7 @@ def test_the_table_is_mean_and_sample_std_over_seeds_best_in_bold(good_report: P
     for r in job_results(good_report).values():
         per_config.setdefault(r["config"]["model"]["upsample"], []).append(r["metrics"])
     metrics = [c for c in table.columns if "/" in c]
-    assert {"test/loss", "test/psnr", "test/ssim"} <= set(metrics)
-    assert set(metrics) == {m for ms in per_config.values() for r in ms for m in r}
+    assert metrics == [f"test/{m}" for m in ("loss", "psnr", "ssim", "cb2_incoh", "hf_tail_db")]
     for metric in metrics:
         means = {}
         for _, row in table.iterrows():
@@ -170,6 +172,22 @@ def test_curves_are_mean_and_std_over_seeds_at_every_validation_step(good_report
     assert set(curves["tag"]) == {"val/loss", "val/cb2_incoh"}
     assert imread(good_report / "curves.png").ndim == 3
     assert "![learning curves](curves.png)" in (good_report / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_metrics_all_shows_every_val_and_test_metric(sweeps, tmp_path: Path) -> None:
+    report(sweeps["good"], "--metrics", "all", "--out", tmp_path, cwd=tmp_path)
+    table = md_table((tmp_path / "report.md").read_text())
+    logged = {m for r in job_results(sweeps["good"]).values() for m in r["metrics"]}
+    assert {c for c in table.columns if "/" in c} == logged
+    assert len(logged) > 10  # val/ and test/ of loss, psnr, ssim and the scores
+
+
+@pytest.mark.slow
+def test_the_metric_figure_fits_one_paper_column(good_report: Path) -> None:
+    image = imread(good_report / "report.png")
+    assert image.shape[1] == round(COLUMN_IN * 200)  # 200 dpi
+    assert image.shape[0] > image.shape[1]  # a row of panels per default metric
 
 
 @pytest.mark.slow
@@ -241,8 +259,40 @@ def test_the_best_cell_follows_each_metrics_direction_and_metrics_keep_their_ord
     assert list(best_mask(means, "test/cb2_ratio")) == [True, False, False]
     assert not best_mask(means, "test/unknown").any()
     assert format_cell(0.5, math.nan) == "0.5 ± –"
-    assert metric_names(["epoch", "test/ssim", "val/psnr", "test/loss"], None) == [
+    present = ["epoch", "test/ssim", "val/psnr", "test/loss", "test/cb4_incoh"]
+    assert metric_names(present, None) == ["test/loss", "test/ssim"]
+    assert metric_names(present, ["all"]) == [
         "val/psnr",
         "test/loss",
         "test/ssim",
+        "test/cb4_incoh",
     ]
+    assert metric_names(["val/cb2_incoh", "val/loss", "val/other"], None) == [
+        "val/loss",
+        "val/cb2_incoh",
+    ]
+
+
+def test_configurations_are_named_by_their_override_values_in_sweep_order() -> None:
+    grid = [
+        (upsample, model, data)
+        for data in ("clean", "noisy")
+        for model in ("depth_16_8_8", "depth_32_32_16")
+        for upsample in ("nearest", "transposed_k4")
+    ]
+    jobs = {
+        f"job{i}": Job(Path("s"), Path(f"job{i}"), "completed", overrides=[
+            f"upsample={u}", f"model={m}", f"data={d}", "seed=0", "data.noise_std=0.5"
+        ])
+        for i, (u, m, d) in enumerate(grid)
+    }  # fmt: skip
+    summary = pd.DataFrame({"_recon_path": list(jobs)})
+    dims = dimensions(summary, jobs, ["model.upsample"])
+    assert [d.key for d in dims] == ["upsample", "model", "data"]  # seed and the constant out
+    labels = short_labels(dims, len(summary))
+    assert labels[3] == "transposed_k4 · depth_32_32_16 · clean"
+    x, colour, panel = figure_axes(dims, len(summary))
+    assert (x[3], colour[3], panel[3]) == ("transposed_k4", "depth_32_32_16", "clean")
+    # a plain key is named by its last part
+    jobs["job1"].overrides.append("optim.lr=0.01")
+    assert short_labels(dimensions(summary, jobs, []), 8)[1].endswith(" · lr=0.01")

@@ -13,7 +13,9 @@ import pandas as pd
 
 from convae.config import PLUMBING_KEYS, flatten
 from convae.report.curves import DEFAULT_CURVES, curves_figure, curves_frame
-from convae.report.figures import RECON_DIGITS, bar_charts, reconstructions_figure
+from convae.report.figures import RECON_DIGITS, reconstructions_figure
+from convae.report.labels import Dimension, dimensions, short_labels
+from convae.report.panels import figure_axes, metric_panels
 from convae.report.sweeps import (
     JOB_COLUMNS,
     RUN_COLUMNS,
@@ -119,6 +121,8 @@ def build_report(
     summary = summarise(completed, table_keys, metrics)
 
     jobs_by_path = {str(j.folder): j for j in jobs}
+    dims = dimensions(summary, jobs_by_path, table_keys)
+    summary["label"] = short_labels(dims, len(summary))
     recon_png, recon_notes = reconstructions_figure(summary, jobs_by_path)
     run_columns = [c for c in RUN_COLUMNS if c in frame]
     csv = frame[[*JOB_COLUMNS, *csv_keys, *run_columns, *all_metrics]]
@@ -131,10 +135,10 @@ def build_report(
         "report.md": markdown_report(sweeps, frame, summary, table_keys, metrics, recon_notes),
         "report.csv": csv.to_csv(index=False),
         "report.tex": to_latex(tex_table, metrics, caption),
-        "report.png": bar_charts(summary, completed, metrics),
+        "report.png": metric_panels(summary, completed, metrics, dims),
         "reconstructions.png": recon_png,
         "curves.csv": curves.to_csv(index=False),
-        "curves.png": curves_figure(curves, curve_tags),
+        "curves.png": curves_figure(curves, curve_tags, curve_groups(summary, dims)),
     }
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -142,6 +146,14 @@ def build_report(
         write_atomic(out / name, data)
         paths.append(out / name)
     return paths
+
+
+def curve_groups(summary: pd.DataFrame, dims: Sequence[Dimension]) -> dict[str, tuple[str, str]]:
+    """Configuration -> (line colour, panel) for curves.png: colour for the first swept key
+    (the decoder), a panel per combination of the others."""
+    x, colour, panel = figure_axes(dims, len(summary))
+    panels = [" · ".join(p for p in parts if p) for parts in zip(colour, panel, strict=True)]
+    return dict(zip(summary["configuration"], zip(x, panels, strict=True), strict=True))
 
 
 def _missing(value: Any) -> bool:
@@ -162,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="extend",
         type=lambda text: [m for m in text.split(",") if m],
         metavar="M[,M...]",
-        help="metric columns to show, in this order; globs allowed, e.g. 'test/*,val/loss' "
-        "(default: every val/*, test/* and test_clean/* metric present)",
+        help="metric columns to show, in this order; globs allowed, e.g. 'test/*,val/loss'; "
+        "'all': every val/*, test/* and test_clean/* metric (default: test loss, psnr, ssim, "
+        "cb2_incoh, hf_tail_db)",
     )
     parser.add_argument(
         "--curves",

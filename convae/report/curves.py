@@ -8,14 +8,16 @@ results.json holds final values only; how a metric got there (does a decoder's
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from convae.report.figures import new_figure, png
+from convae.report.panels import COLUMN_IN, FONT, PAGE_IN
 
 DEFAULT_CURVES = ("val/loss", "val/cb2_incoh")
 CURVE_COLUMNS = ["configuration", "tag", "step", "mean", "std", "n"]
@@ -46,25 +48,47 @@ def curves_frame(summary: pd.DataFrame, tags: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
-def curves_figure(curves: pd.DataFrame, tags: Sequence[str]) -> bytes:
-    """One panel per tag; a line per configuration with a ± std band. Scores spanning
-    more than a factor of 5 (the checkerboard scores, a loss from its start) get a log axis."""
-    fig = new_figure(5.0 * max(1, len(tags)), 3.6)
-    axes = fig.subplots(1, max(1, len(tags)), squeeze=False).ravel()
-    for ax, tag in zip(axes, tags, strict=False):
+def curves_figure(
+    curves: pd.DataFrame,
+    tags: Sequence[str],
+    groups: Mapping[str, tuple[str, str]] | None = None,
+) -> bytes:
+    """A row of panels per tag and a column per panel value; in each, a line per colour
+    value with a ± std band. ``groups`` maps a configuration to its (colour, panel) short
+    labels (convae.report.panels); without it every configuration is a line of one panel.
+    Scores spanning more than a factor of 5 (the checkerboard scores, a loss from its start)
+    get a log axis, where the band is left out below zero."""
+    groups = groups or {c: (c, "") for c in curves["configuration"].unique()}
+    panels = list(dict.fromkeys(p for _, p in groups.values())) or [""]
+    colours = list(dict.fromkeys(c for c, _ in groups.values()))
+    rows = max(1, len(tags))
+    fig = new_figure(min(PAGE_IN, max(COLUMN_IN, 0.6 + 1.9 * len(panels))), 1.0 + 1.6 * rows)
+    axes = fig.subplots(rows, len(panels), squeeze=False, sharex=True)
+    for r, tag in enumerate(tags):
         part = curves[curves["tag"] == tag]
-        for label, line in part.groupby("configuration", sort=False):
-            mean, std = line["mean"].to_numpy(), np.nan_to_num(line["std"].to_numpy())
-            (drawn,) = ax.plot(line["step"], mean, label=label, linewidth=1.2)
-            ax.fill_between(line["step"], mean - std, mean + std, alpha=0.2, linewidth=0,
-                            color=drawn.get_color())  # fmt: skip
         positive = len(part) and (part["mean"] > 0).all()
-        if positive and part["mean"].max() / part["mean"].min() > 5:
-            ax.set_yscale("log")
-        ax.set_title(tag if len(part) else f"{tag} (not logged)")
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    if len(curves):
-        axes[0].legend(fontsize=7)
-    fig.suptitle("mean ± sample std over seeds")
-    return png(fig)
+        log = bool(positive and part["mean"].max() / part["mean"].min() > 5)
+        for config, line in part.groupby("configuration", sort=False):
+            colour, panel = groups.get(config, (config, ""))
+            ax = axes[r, panels.index(panel) if panel in panels else 0]
+            mean, std = line["mean"].to_numpy(), np.nan_to_num(line["std"].to_numpy())
+            low = np.where(mean - std > 0, mean - std, np.nan) if log else mean - std
+            c = f"C{colours.index(colour) % 10}" if colour in colours else None
+            ax.plot(line["step"], mean, color=c, linewidth=0.9)
+            ax.fill_between(line["step"], low, mean + std, alpha=0.2, linewidth=0, color=c)
+        for c, ax in enumerate(axes[r]):
+            if log:
+                ax.set_yscale("log")
+            ax.tick_params(which="both", labelsize=FONT - 1, length=2, pad=1)
+            ax.grid(alpha=0.3, linewidth=0.5)
+            if r == 0 and panels[c]:
+                ax.set_title(panels[c], fontsize=FONT)
+        axes[r, 0].set_ylabel(tag if len(part) else f"{tag}\n(not logged)", fontsize=FONT)
+    for ax in axes[-1]:
+        ax.set_xlabel("step", fontsize=FONT)
+    if len(curves) and any(colours):
+        handles = [Line2D([], [], color=f"C{k % 10}", label=v) for k, v in enumerate(colours)]
+        fig.legend(handles=handles, loc="outside upper center", ncols=min(3, len(colours)),
+                   fontsize=FONT, frameon=False, title="mean ± sample std over seeds",
+                   title_fontsize=FONT)  # fmt: skip
+    return png(fig, dpi=200)

@@ -1,13 +1,11 @@
-"""The two pictures of a report: bar charts of the metrics per configuration, and the same
-test digits reconstructed by each configuration (loading its checkpoint)."""
+"""The reconstructions picture of a report: the same test digits reconstructed by each
+configuration (loading its checkpoint); and the figure helpers the other pictures share."""
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import textwrap
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +15,7 @@ from matplotlib.figure import Figure
 
 from convae.finished_run import FinishedRun
 from convae.report.sweeps import Job
-from convae.report.tables import SEED, best_mask
+from convae.report.tables import SEED
 
 RECON_DIGITS = 10
 ZOOM = 4  # screen pixels per image pixel: enough to see period-2 checkerboards
@@ -33,37 +31,6 @@ def png(fig: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
-
-
-def bar_charts(summary: pd.DataFrame, completed: pd.DataFrame, metrics: Sequence[str]) -> bytes:
-    """One panel per metric: a bar per configuration (mean, error bar = sample std) with
-    each seed's value as a dot, since a mean of two or three seeds hides their spread."""
-    labels = summary["configuration"].tolist()
-    cols = min(3, max(1, len(metrics)))
-    rows = max(1, math.ceil(len(metrics) / cols))
-    width = max(4.0, 0.6 * len(labels) + 1.5)
-    fig = new_figure(cols * width, rows * 3.6)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    x = np.arange(len(labels))
-    for ax, m in zip(axes, metrics, strict=False):
-        means = summary[f"mean:{m}"].to_numpy(float)
-        stds = np.nan_to_num(summary[f"std:{m}"].to_numpy(float))
-        best = best_mask(summary[f"mean:{m}"], m).to_numpy()
-        colors = ["tab:orange" if b else "tab:blue" for b in best]
-        ax.bar(x, np.nan_to_num(means), yerr=stds, capsize=4, color=colors, alpha=0.8)
-        for i, paths in enumerate(summary["_paths"]):
-            values = pd.to_numeric(completed.loc[completed["_path"].isin(paths), m])
-            ax.plot(np.full(len(values), i), values, "k.", markersize=5)
-        ax.set_title(m)
-        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-    for ax in axes[len(metrics) :]:
-        ax.set_visible(False)
-    if not metrics:
-        axes[0].set_visible(True)
-        axes[0].text(0.5, 0.5, "no metrics", ha="center", va="center")
-    fig.suptitle("mean ± sample std over seeds (dots: seeds; orange: best)")
-    return png(fig)
 
 
 def _data_kwargs(job: Job) -> dict[str, Any]:
@@ -116,7 +83,7 @@ def reconstructions_figure(
     notes: list[str] = []
     cache: dict = {}
     top_targets = None
-    for label, path in zip(summary["configuration"], summary["_recon_path"], strict=True):
+    for label, path in zip(summary["label"], summary["_recon_path"], strict=True):
         job = jobs_by_path[path]
         seed = job.config.get(SEED)
         try:
@@ -136,7 +103,9 @@ def reconstructions_figure(
         rows.append(("no reconstructions", np.full((28, 28), 0.5)))
     dpi = 100
     h, w = max(r[1].shape[0] for r in rows), max(r[1].shape[1] for r in rows)
-    label_in = 3.2
+    # label column as wide as the longest label line (about 0.07 in per character at 8 pt)
+    longest = max(len(line) for label, _ in rows for line in label.split("\n"))
+    label_in = min(3.2, 0.4 + 0.07 * min(longest, 44))
     fig = new_figure(label_in + w * ZOOM / dpi, len(rows) * (h * ZOOM + 8) / dpi)
     fig.set_layout_engine(None)
     fig.subplots_adjust(left=label_in / fig.get_figwidth(), right=1, top=1, bottom=0, hspace=0)

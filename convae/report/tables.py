@@ -20,6 +20,10 @@ LOWER_IS_BETTER = {"loss", "cb2_incoh", "cb4_incoh", "cb2_ratio"}
 HIGHER_IS_BETTER = {"psnr", "ssim"}
 CLOSEST_TO_ZERO = {"hf_tail_db"}
 METRIC_ORDER = ("loss", "psnr", "ssim")
+# The default columns: quality, then artifacts. All 20-odd metrics are one ``--metrics all``
+# away; a table that wide cannot be read.
+DEFAULT_METRICS = ("loss", "psnr", "ssim", "cb2_incoh", "hf_tail_db")
+ALL = "all"
 
 
 def varying_keys(frame: pd.DataFrame, config_keys: Sequence[str]) -> list[str]:
@@ -48,14 +52,19 @@ def metric_order(name: str) -> tuple[int, int, str]:
 
 
 def metric_names(present: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
-    """The metric columns to show. Default: every val/, test/ and test_clean/ metric present;
-    ``wanted`` names them in the order given, globs allowed (``test/*``)."""
+    """The metric columns to show. Default: ``DEFAULT_METRICS`` of the test split (of val/
+    for runs that were not tested); ``all``: every val/, test/ and test_clean/ metric
+    present; otherwise ``wanted`` names them in the order given, globs allowed (``test/*``)."""
     present = sorted(present, key=metric_order)
     if not wanted:
-        return [m for m in present if m.startswith(METRIC_PREFIXES)]
+        split = "test/" if any(m.startswith("test/") for m in present) else "val/"
+        return [f"{split}{m}" for m in DEFAULT_METRICS if f"{split}{m}" in present]
     chosen: list[str] = []
     for pattern in wanted:
-        hits = [m for m in present if fnmatch.fnmatchcase(m, pattern)]
+        if pattern == ALL:
+            hits = [m for m in present if m.startswith(METRIC_PREFIXES)]
+        else:
+            hits = [m for m in present if fnmatch.fnmatchcase(m, pattern)]
         if not hits:
             available = ", ".join(present) or "none"
             raise ReportError(f"--metrics {pattern}: no such metric; available: {available}")
