@@ -95,13 +95,6 @@ class AutoencoderModule(pl.LightningModule):
     def reconstruct(self, inputs: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(inputs).float())
 
-    def metric_tags(self) -> list[str]:
-        """Every scalar tag a finished run has, for the HPARAMS tab's metric columns."""
-        tags = [*self.val_metrics.keys(), *self.test_metrics.keys()]
-        if self.noise_std > 0:
-            tags += list(self.test_clean_metrics.keys())
-        return tags
-
     def _training_pair(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         targets = to_unit(batch)
         g = seeded_generator(

@@ -109,7 +109,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                     run_hparams(to_container(cfg), **{"data.source_used": dm.source_used,
                                                       "trainer.precision_used": precision.value,
                                                       "params": module.num_parameters}),
-                    metric_tags(module, trainer),
                 )  # fmt: skip
             trainer.validate(module, datamodule=dm, verbose=False)  # step 0: untrained model
         else:
@@ -149,18 +148,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return results
 
 
-def metric_tags(module: AutoencoderModule, trainer: pl.Trainer) -> list[str]:
-    """Every scalar a finished run has: the HPARAMS tab's metric columns."""
-    tags = module.metric_tags()
-    return tags + [
-        t for cb in trainer.callbacks if hasattr(cb, "metric_tags") for t in cb.metric_tags()
-    ]
-
-
 def monitorable_tags(cfg: DictConfig, run_dir: Path) -> list[str]:
     """What callbacks.checkpoint_monitor may name: train/loss and every scalar a validation
-    logs, from the same lists as ``metric_tags`` (the module's validation metrics, the
-    callbacks' metric_tags()), known from the config alone: callbacks are built, not run."""
+    logs (the module's validation metrics, the callbacks' metric_tags()), known from the
+    config alone: callbacks are built, not run."""
     tags = list(eval_metrics("val").keys())
     tags += [t for cb in build_callbacks(cfg, run_dir) if hasattr(cb, "metric_tags")
              for t in cb.metric_tags()]  # fmt: skip

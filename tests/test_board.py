@@ -84,3 +84,41 @@ def test_convae_board_refuses_a_missing_folder_in_one_line(tmp_path: Path) -> No
     proc = run_script("convae-board", str(tmp_path / "nope"), cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "is not a folder" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    """Two jobs of two steps that differ in the decoder only."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    run_script("convae-train", "-m", "model.upsample=nearest,transposed", "trainer.max_steps=2",
+               "data.source=bundled",
+               "test=false", "threads=1", cwd=cwd, OMP_NUM_THREADS="1")  # fmt: skip
+    (folder,) = (cwd / "outputs" / "multirun").glob("*/*")
+    return folder
+
+
+def hparam_columns(url: str) -> list[dict]:
+    """The HPARAMS table's columns as the server gives them to the browser, in its order."""
+    request = urllib.request.Request(
+        f"{url}data/plugin/hparams/experiment",
+        data=json.dumps({"experimentName": ""}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    deadline = time.time() + 60
+    while True:
+        with urllib.request.urlopen(request) as reply:
+            infos = json.load(reply).get("hparamInfos", [])
+        if infos or time.time() > deadline:
+            return infos
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_the_hparams_table_leads_with_the_keys_that_tell_runs_apart(sweep_dir: Path) -> None:
+    for url in serve(str(BIN / "convae-board"), str(sweep_dir)):
+        columns = hparam_columns(url)
+    names = [c["name"] for c in columns]
+    assert names[0] == "model.upsample" and columns[0].get("differs") is True
+    assert not any(c.get("differs") for c in columns[1:])
+    assert {"model.depths", "data.noise_std", "seed", "optim.lr"} <= set(names)
+    assert not any(n.startswith(("callbacks.artifact", "callbacks.image")) for n in names)

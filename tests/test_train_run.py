@@ -48,9 +48,10 @@ def test_event_file_holds_the_reconstruction_grid_at_step_0_and_every_validation
     assert (grids[0].height, grids[0].width) == (3 * 29 + 1, 16 * 29 + 1)
 
 
-def test_hparams_hold_the_flattened_config_and_the_final_metric_tags(noisy_runs):
+def test_hparams_hold_the_flattened_config_without_plumbing(noisy_runs):
     content = events(noisy_runs[0]).PluginTagToContent("hparams")
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    # no experiment record: TensorBoard builds one from all runs, differing keys first
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
     session = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]
     ).session_start_info.hparams
@@ -61,10 +62,10 @@ def test_hparams_hold_the_flattened_config_and_the_final_metric_tags(noisy_runs)
     assert session["params"].number_value == 4385
     assert session["trainer.precision"].string_value == "auto"
     assert session["trainer.precision_used"].string_value == resolve_precision("auto", "cpu").value
-    for key in ("loss", "optim.lr", "data.batch_size", "seed"):
+    for key in ("loss", "optim.lr", "data.batch_size", "seed", "callbacks.checkpoint_monitor"):
         assert key in session
-    metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
-    assert set(SCALARS) - {"train/loss"} <= metric_tags
+    for key in ("callbacks.artifact_digits", "callbacks.checkpoint_mode", "data.num_workers"):
+        assert key not in session
 
 
 def test_results_json_records_metrics_config_source_and_versions(noisy_runs):
@@ -128,9 +129,5 @@ def test_checkerboard_scores_and_pictures_are_logged_from_step_0(noisy_runs):
     for tag in IMAGE_TAGS:  # every 2nd validation, then the test split after step 60
         assert [i.step for i in acc.Images(tag)] == [0, 39, 60]
     res = results(noisy_runs[0])["metrics"]
-    content = events(noisy_runs[0]).PluginTagToContent("hparams")
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
-    metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
     for score in SCORES:
         assert f"val/{score}" in res and f"test/{score}" in res
-        assert {f"val/{score}", f"test/{score}"} <= metric_tags
