@@ -40,10 +40,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from convae.build import build_datamodule, build_logger, build_module, build_trainer
+from convae.build import build_datamodule, build_module, build_trainer
 from convae.compose import compose_train
 from convae.config import to_container
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
+from convae.loggers import build_loggers
 from convae.losses import reconstruction_loss
 from convae.models import ConvAutoencoder
 from convae.precision import Precision, cpu_bf16_flags, resolve_precision, uses_gpu
@@ -122,7 +123,7 @@ def validation_costs(
         max_epochs=cycle + 1, check_val_every_n_epoch=1, val_check_interval=None,
     )  # fmt: skip
     root.mkdir(parents=True)
-    trainer = build_trainer(vcfg, root, build_logger(root), precision)
+    trainer = build_trainer(vcfg, root, build_loggers(vcfg.logger, root), precision)
     timer = ValidationTimer()
     trainer.callbacks.append(timer)
     trainer.fit(module, datamodule=dm)
@@ -150,7 +151,9 @@ def convae_run(
     module; images/s and when its first training batch started. Mixed precision keeps the
     weights in float32, so the paths can share one module whatever their precision."""
     root.mkdir(parents=True)
-    trainer = build_trainer(timed_trainer(cfg, root), root, build_logger(root), precision)
+    trainer = build_trainer(
+        timed_trainer(cfg, root), root, build_loggers(cfg.logger, root), precision
+    )
     timer = StepTimer(warmup, steps)
     trainer.callbacks.append(timer)
     trainer.fit(module, datamodule=dm)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.loggers import Logger
 
 from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.checkpointing import RelocatableModelCheckpoint
@@ -76,14 +77,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
     return callbacks
 
 
-def build_logger(run_dir: Path) -> TensorBoardLogger:
-    # Events go straight into the run folder, so `tensorboard --logdir <sweep>` names each
-    # run after its job folder (i.e. after its overrides).
-    return TensorBoardLogger(save_dir=run_dir, name="", version="", default_hp_metric=False)
-
-
 def build_trainer(
-    cfg: DictConfig, run_dir: Path, logger: TensorBoardLogger, precision: Precision | None = None
+    cfg: DictConfig, run_dir: Path, loggers: Sequence[Logger], precision: Precision | None = None
 ) -> pl.Trainer:
     """``precision``: resolved already (train.py does it before loading data), else here."""
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
@@ -97,7 +92,7 @@ def build_trainer(
     return pl.Trainer(
         **kwargs,
         default_root_dir=run_dir,
-        logger=logger,
+        logger=list(loggers),
         callbacks=build_callbacks(cfg, run_dir),
         # Saves beside the target, fsynced and renamed; a failed save stops the run.
         plugins=[AtomicCheckpointIO()],

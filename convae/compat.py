@@ -2,17 +2,22 @@
 relies on; tests/test_compat.py checks each assumption against the installed versions, so an
 upgrade fails a named test instead of a run.
 
-Covered: Lightning's loop counters and signal connector, TensorBoard's SummaryWriter file
-writer, Hydra's basic sweeper expansion and torchmetrics' SSIM states.
+Covered: Lightning's loop counters, signal connector and CSV writer, TensorBoard's
+SummaryWriter file writer, Hydra's basic sweeper expansion and torchmetrics' SSIM states.
 """
 
 from __future__ import annotations
 
+import csv
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.loggers.logger import rank_zero_experiment
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 # --- Lightning ------------------------------------------------------------------------
@@ -72,6 +77,30 @@ def mark_finished_epoch_completed(checkpoint: dict[str, Any]) -> bool:
     batches["current"] = dict.fromkeys(batches["current"], 0)
     batches["is_last_batch"] = False
     return True
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, continuing a metrics.csv it finds instead of deleting it
+    (``_ExperimentWriter._check_log_dir_exists`` removes the file; ``metrics_keys`` is the
+    header, sorted, that ``save`` appends rows under)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = sorted(next(csv.reader(file), []))
+
+
+class AppendingCSVLogger(CSVLogger):
+    """A CSVLogger whose metrics.csv survives a resume: the rows logged before the
+    interruption stay, the resumed run's rows follow (``CSVLogger._experiment``)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 # --- TensorBoard ----------------------------------------------------------------------

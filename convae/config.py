@@ -107,6 +107,17 @@ class CallbacksConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Where the scalars go (conf/logger/ picks; the default is tensorboard_csv). The
+    pictures and the HPARAMS table need TensorBoard."""
+
+    tensorboard: bool = True
+    # False here, true in conf/logger: a run from before the logger group resumes logging
+    # as it began, not with a CSV that starts halfway.
+    csv: bool = False
+
+
+@dataclass
 class TrainConfig:
     defaults: list[Any] = field(default_factory=lambda: ["_self_"])
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -114,6 +125,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     loss: str = "bce"  # the tutorial's: binary cross-entropy on logits
     seed: int = 0
     threads: int | None = None  # torch threads; None: every core this process may use
@@ -419,6 +431,8 @@ def validate(cfg: DictConfig) -> None:
     check(c.early_stopping_patience is None or c.early_stopping_patience > 0,
           "callbacks.early_stopping_patience", c.early_stopping_patience,
           "expected a positive int or null")  # fmt: skip
+    check(cfg.logger.tensorboard or cfg.logger.csv, "logger", "tensorboard=false, csv=false",
+          "expected logger=tensorboard, csv or tensorboard_csv")  # fmt: skip
     _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
 
 

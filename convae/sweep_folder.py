@@ -53,7 +53,14 @@ log = logging.getLogger("convae")
 
 # What a run writes in its folder (Hydra adds .hydra/ and train.log): all a restarted job
 # removes, so a folder named by hydra.run.dir that holds other files keeps them.
-RUN_FILES = ("results.json", "failed_resume.json", "checkpoints", "eval", "hparams.yaml")
+RUN_FILES = (
+    "results.json",
+    "failed_resume.json",
+    "checkpoints",
+    "eval",
+    "hparams.yaml",
+    "metrics.csv",
+)
 EVENTS = "events.out.tfevents.*"
 
 

@@ -22,7 +22,6 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from convae.build import (
     build_callbacks,
     build_datamodule,
-    build_logger,
     build_module,
     build_trainer,
 )
@@ -38,6 +37,7 @@ from convae.config import (
     validate,
 )
 from convae.data.datamodule import MnistDataModule
+from convae.loggers import build_loggers, tensorboard_writer
 from convae.module import AutoencoderModule, eval_metrics
 from convae.precision import resolve_precision
 from convae.results import (
@@ -87,8 +87,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     dm = build_datamodule(cfg)
     dm.setup()
     module = build_module(cfg)
-    logger = build_logger(run_dir)
-    trainer = build_trainer(cfg, run_dir, logger, precision)
+    loggers = build_loggers(cfg.logger, run_dir)
+    trainer = build_trainer(cfg, run_dir, loggers, precision)
     if cfg.threads is None and trainer.num_devices > 1 and cfg.trainer.accelerator == "cpu":
         torch.set_num_threads(max(1, available_cores() // trainer.num_devices))  # CPU DDP
     log.info(
@@ -103,9 +103,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     overrides = run_overrides(run_dir, resumed=ckpt is not None)
     try:
         if ckpt is None:  # a resumed run has its hparams and step-0 numbers already
-            if trainer.is_global_zero:
+            writer = tensorboard_writer(loggers) if trainer.is_global_zero else None
+            if writer is not None:
                 write_hparams(
-                    logger.experiment,
+                    writer,
                     run_hparams(to_container(cfg), **{"data.source_used": dm.source_used,
                                                       "trainer.precision_used": precision.value,
                                                       "params": module.num_parameters}),

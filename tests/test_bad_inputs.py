@@ -41,6 +41,7 @@ REFUSED = [
     (["trainer.fast_dev_run=-1"], "trainer.fast_dev_run"),
     (["trainer.overfit_batches=1.5"], "trainer.overfit_batches"),
     (["trainer.profiler=cprofile"], "trainer.profiler"),
+    (["logger.tensorboard=false", "logger.csv=false"], "logger"),
     (["model.depths=[1000000]"], "model.depths"),
     (["model.kernel_size=100001"], "model.kernel_size"),
     (["data.batch_size=100000000"], "data.batch_size"),

@@ -27,10 +27,11 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from convae.build import build_logger, build_trainer
+from convae.build import build_trainer
 from convae.callbacks.interrupt import GracefulInterrupt
 from convae.checkpoint_io import AtomicCheckpointIO, CheckpointSaveError, temp_name
 from convae.cli import one_line
+from convae.loggers import build_loggers
 
 BASE = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false"]
 TINY = ["trainer.max_steps=40", "callbacks.artifact_images_every=0", "test=true"]
@@ -231,7 +232,7 @@ def test_a_failed_interrupt_save_raises_out_of_fit_instead_of_an_interrupt(tmp_p
 @pytest.mark.parametrize("trainer", ["default", "ddp"])
 def test_the_built_trainer_saves_through_the_atomic_plugin(tmp_path, compose, trainer):
     cfg = compose(f"trainer={trainer}", "trainer.accelerator=cpu", validate=False)
-    built = build_trainer(cfg, tmp_path, build_logger(tmp_path))
+    built = build_trainer(cfg, tmp_path, build_loggers(cfg.logger, tmp_path))
     assert isinstance(built.strategy.checkpoint_io, AtomicCheckpointIO)
     assert isinstance(built.strategy, DDPStrategy) == (trainer == "ddp")
 

@@ -115,6 +115,21 @@ def test_mark_finished_epoch_completed_recognises_an_epoch_end_checkpoint(tmp_pa
     assert not compat.mark_finished_epoch_completed({"state_dict": {}})
 
 
+def test_appending_csv_logger_keeps_the_rows_a_new_logger_finds(tmp_path):
+    """Lightning's own CSVLogger deletes them: the rows before a resume would be lost."""
+    first = compat.AppendingCSVLogger(save_dir=tmp_path, name="", version="")
+    first.log_metrics({"loss": 1.0}, step=0)
+    first.log_metrics({"loss": 0.5, "val/loss": 0.7}, step=1)
+    first.finalize("success")
+    second = compat.AppendingCSVLogger(save_dir=tmp_path, name="", version="")
+    second.log_metrics({"loss": 0.25}, step=2)
+    second.log_metrics({"test/loss": 0.3}, step=2)  # a new column: the file is rewritten
+    second.finalize("success")
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows == ["loss,step,test/loss,val/loss",  # sorted, as Lightning writes it
+                    "1.0,0,,", "0.5,1,,0.7", "0.25,2,,", ",2,0.3,"]  # fmt: skip
+
+
 def test_tb_file_writer_writes_summaries_into_the_runs_own_event_file(tmp_path):
     writer = SummaryWriter(tmp_path)
     for summary in hparams({"lr": 0.1}, {"val/loss": 0.0}):

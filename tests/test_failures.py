@@ -101,7 +101,8 @@ def test_divergence_after_a_checkpoint_never_overwrites_the_best(tmp_path, compo
     """Real Lightning run: one good epoch, then the lr is blown up until the loss is NaN."""
     import pytorch_lightning as pl
 
-    from convae.build import build_datamodule, build_logger, build_module, build_trainer
+    from convae.build import build_datamodule, build_module, build_trainer
+    from convae.loggers import build_loggers
     from convae.module import TrainingDiverged
 
     class BlowUpLr(pl.Callback):
@@ -113,7 +114,7 @@ def test_divergence_after_a_checkpoint_never_overwrites_the_best(tmp_path, compo
     cfg = compose(
         "data.source=bundled", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"
     )
-    trainer = build_trainer(cfg, tmp_path, build_logger(tmp_path))
+    trainer = build_trainer(cfg, tmp_path, build_loggers(cfg.logger, tmp_path))
     trainer.callbacks.append(BlowUpLr())
     with pytest.raises(TrainingDiverged):
         trainer.fit(build_module(cfg), datamodule=build_datamodule(cfg))

@@ -175,6 +175,20 @@ def test_curves_are_mean_and_std_over_seeds_at_every_validation_step(good_report
 
 
 @pytest.mark.slow
+def test_curves_come_from_metrics_csv_or_else_the_event_files(good_report, tmp_path) -> None:
+    """The sweep ran with logger=tensorboard_csv: each source alone gives the same curves."""
+    expected = pd.read_csv(good_report / "curves.csv")
+    for left_out in ("events.out.tfevents.*", "metrics.csv"):
+        copy = tmp_path / left_out.split(".")[0]
+        shutil.copytree(good_report, copy)
+        for path in copy.glob(f"*/{left_out}"):
+            path.unlink()
+        report(copy, "--metrics", "test/loss", cwd=tmp_path)
+        got = pd.read_csv(copy / "curves.csv")
+        pd.testing.assert_frame_equal(got, expected, rtol=1e-6)
+
+
+@pytest.mark.slow
 def test_metrics_all_shows_every_val_and_test_metric(sweeps, tmp_path: Path) -> None:
     report(sweeps["good"], "--metrics", "all", "--out", tmp_path, cwd=tmp_path)
     table = md_table((tmp_path / "report.md").read_text())

@@ -1,5 +1,6 @@
 """SIGTERM mid-training, then resume=: same folder, same TensorBoard run, same numbers."""
 
+import csv
 import json
 import signal
 import subprocess
@@ -62,6 +63,15 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
     # (step 0, the 3rd validation, the test split), not restarted from the resume.
     steps = [e.step for e in acc.Images("artifacts/spectrum")]
     assert steps == [e.step for e in events(straight).Images("artifacts/spectrum")] == [0, 59, 100]
+    # metrics.csv (logger=tensorboard_csv, the default) keeps the rows from before the kill
+    assert csv_column(run_dir, "train/loss") == csv_column(straight, "train/loss")
+    assert csv_column(run_dir, "val/loss") == csv_column(straight, "val/loss")
+
+
+def csv_column(run_dir, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of a tag in the run's metrics.csv, in file order."""
+    with (run_dir / "metrics.csv").open(newline="") as file:
+        return [(int(r["step"]), float(r[tag])) for r in csv.DictReader(file) if r[tag]]
 
 
 def test_a_ddp_run_killed_mid_epoch_resumes_to_the_straight_runs_metrics(tmp_path):

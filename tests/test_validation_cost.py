@@ -9,9 +9,10 @@ import pytest
 import torch
 from helpers import events
 
-from convae.build import build_datamodule, build_logger, build_module, build_trainer
+from convae.build import build_datamodule, build_module, build_trainer
 from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.reconstructions import ReconstructionGrid
+from convae.loggers import build_loggers
 from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, nice_ceiling
 
 
@@ -22,7 +23,7 @@ def validate_counting_forwards(compose, tmp_path, *overrides: str):
     cfg = compose("data.source=bundled", "model.depths=[4,4]", "trainer.precision=32-true",
                   "trainer.enable_progress_bar=false", *overrides)  # fmt: skip
     dm, module = build_datamodule(cfg), build_module(cfg)
-    trainer = build_trainer(cfg, tmp_path, build_logger(tmp_path))
+    trainer = build_trainer(cfg, tmp_path, build_loggers(cfg.logger, tmp_path))
     seen: list[int] = []
     module.net.register_forward_hook(lambda net, args, out: seen.append(len(args[0])))
     trainer.validate(module, datamodule=dm, verbose=False)

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from convae.compat import logging_step
+from convae.loggers import tensorboard_writer
 
 
 def tb_step(trainer: pl.Trainer) -> int:
@@ -18,10 +19,11 @@ def tb_step(trainer: pl.Trainer) -> int:
 
 
 def tb_writer(trainer: pl.Trainer) -> Any | None:
-    """The run's SummaryWriter on the process that writes (rank 0), else None."""
-    if trainer.sanity_checking or not trainer.is_global_zero or trainer.logger is None:
+    """The run's SummaryWriter on the process that writes (rank 0); None elsewhere and in
+    runs that log no TensorBoard (logger=csv: no pictures)."""
+    if trainer.sanity_checking or not trainer.is_global_zero:
         return None
-    return trainer.logger.experiment
+    return tensorboard_writer(trainer.loggers)
 
 
 class FixedDigitsCallback(pl.Callback):

@@ -1,5 +1,5 @@
 """Learning curves for a report: metrics against step, one line per configuration, mean ±
-sample std over its seeds, read back from each job's TensorBoard event files.
+sample std over its seeds, read back from each job's metrics.csv or TensorBoard events.
 
 results.json holds final values only; how a metric got there (does a decoder's
 ``cb2_incoh`` fall as it trains, or grow?) lives in the events.
@@ -20,16 +20,31 @@ from convae.report.figures import new_figure, png
 from convae.report.panels import COLUMN_IN, FONT, PAGE_IN
 
 DEFAULT_CURVES = ("val/loss", "val/cb2_incoh")
+CSV_NAME = "metrics.csv"  # Lightning's CSVLogger, in the run folder
 CURVE_COLUMNS = ["configuration", "tag", "step", "mean", "std", "n"]
 
 
 def job_scalars(folder: Path, tags: Sequence[str]) -> dict[str, dict[int, float]]:
-    """``{tag: {step: value}}`` from the event files in a job folder. A step logged twice (a
-    resumed run replaying steps) keeps its last value, as TensorBoard draws it."""
+    """``{tag: {step: value}}`` of a job: from its metrics.csv (logger=csv or
+    tensorboard_csv) when there, else from its TensorBoard event files. A step logged twice
+    (a resumed run replaying steps) keeps its last value, as TensorBoard draws it."""
+    if (folder / CSV_NAME).is_file():
+        return _csv_scalars(folder / CSV_NAME, tags)
     acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     acc.Reload()
     present = set(acc.Tags()["scalars"])
     return {t: {e.step: e.value for e in acc.Scalars(t)} for t in tags if t in present}
+
+
+def _csv_scalars(path: Path, tags: Sequence[str]) -> dict[str, dict[int, float]]:
+    """Lightning's CSV: a ``step`` column and one per tag, empty where a row did not log it."""
+    frame = pd.read_csv(path)
+    out = {}
+    for tag in tags:
+        if tag in frame:
+            rows = frame[["step", tag]].dropna()
+            out[tag] = dict(zip(rows["step"].astype(int), rows[tag].astype(float), strict=True))
+    return out
 
 
 def curves_frame(summary: pd.DataFrame, tags: Sequence[str]) -> pd.DataFrame:
