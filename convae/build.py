@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
 from convae.callbacks.checkerboard import CheckerboardScores
@@ -39,6 +39,7 @@ def build_module(cfg: DictConfig) -> AutoencoderModule:
     return AutoencoderModule(
         model=OmegaConf.to_container(cfg.model),
         optim=OmegaConf.to_container(cfg.optim),
+        scheduler=OmegaConf.to_container(cfg.scheduler),
         loss=cfg.loss,
         noise_std=cfg.data.noise_std,
         seed=cfg.seed,
@@ -66,6 +67,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
         ExactResume(run_dir / "checkpoints" / "last.ckpt"),
         LoggingStepIsGlobalStep(),
     ]
+    if cfg.scheduler.get("_target_"):
+        callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs "lr"
     if c.early_stopping_patience is not None:
         callbacks.append(
             EarlyStopping(

@@ -106,6 +106,14 @@ class CallbacksConfig:
     artifact_images_every: int = 10
 
 
+def _no_scheduler() -> dict[str, Any]:
+    return {"_target_": None, "interval": "step"}
+
+
+SCHEDULER_INTERVALS = ("step", "epoch")
+SCHEDULER_KEYS = ("interval", "monitor")  # Lightning's, taken out before instantiate
+
+
 @dataclass
 class LoggerConfig:
     """Where the scalars go (conf/logger/ picks; the default is tensorboard_csv). The
@@ -126,6 +134,11 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # A torch.optim.lr_scheduler class and its arguments (conf/scheduler/), built with
+    # hydra.utils.instantiate(...)(optimizer), plus Lightning's interval (step the schedule
+    # every training step or epoch) and monitor (ReduceLROnPlateau's metric). A plain dict:
+    # each scheduler has arguments of its own. _target_ null (the default): constant lr.
+    scheduler: dict[str, Any] = field(default_factory=_no_scheduler)
     loss: str = "bce"  # the tutorial's: binary cross-entropy on logits
     seed: int = 0
     threads: int | None = None  # torch threads; None: every core this process may use
@@ -225,13 +238,14 @@ def check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 # Sections whose keys are handed on as keyword arguments, so the schema cannot list them:
 # optim is built with hydra.utils.instantiate(cfg.optim, params=...), and any torch
-# optimizer's arguments are welcome (optim._target_=torch.optim.SGD +optim.momentum=0.9).
+# optimizer's arguments are welcome (optim._target_=torch.optim.SGD +optim.momentum=0.9);
+# scheduler likewise (scheduler=step scheduler.gamma=0.1).
 # trainer is deliberately not one: build_trainer passes default_root_dir, logger, callbacks,
 # num_sanity_val_steps, use_distributed_sampler and inference_mode itself (a duplicate is a
 # TypeError), and Trainer arguments such as accumulate_grad_batches or max_time would break
 # the exact resume and the step counting convae relies on. A Trainer argument becomes
 # settable by adding it to TrainerConfig, where its type is checked too.
-EXTENSION_POINTS = ("optim",)
+EXTENSION_POINTS = ("optim", "scheduler")
 
 
 def check_known_keys(cfg: DictConfig, schema: type = TrainConfig) -> None:
@@ -431,9 +445,23 @@ def validate(cfg: DictConfig) -> None:
     check(c.early_stopping_patience is None or c.early_stopping_patience > 0,
           "callbacks.early_stopping_patience", c.early_stopping_patience,
           "expected a positive int or null")  # fmt: skip
+    _check_scheduler(cfg.scheduler)
     check(cfg.logger.tensorboard or cfg.logger.csv, "logger", "tensorboard=false, csv=false",
           "expected logger=tensorboard, csv or tensorboard_csv")  # fmt: skip
     _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
+
+
+def _check_scheduler(s: DictConfig) -> None:
+    target = s.get("_target_")
+    check(target is None or str(target).startswith("torch.optim.lr_scheduler."),
+          "scheduler._target_", target,
+          "expected a torch.optim.lr_scheduler class or null (scheduler=none, cosine, "
+          "step, plateau, onecycle)")  # fmt: skip
+    check(s.get("interval", "step") in SCHEDULER_INTERVALS, "scheduler.interval",
+          s.get("interval"), "expected step or epoch")  # fmt: skip
+    monitor = s.get("monitor")
+    check(monitor is None or str(monitor).startswith("val/"), "scheduler.monitor", monitor,
+          "expected a val/ metric, e.g. val/loss")  # fmt: skip
 
 
 def _check_threads(threads: int | None) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio
 
+from convae.config import SCHEDULER_KEYS
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.losses import LOSSES, LossFn
 from convae.metrics.ssim import FastSSIM
@@ -63,6 +64,7 @@ class AutoencoderModule(pl.LightningModule):
         *,
         model: dict[str, Any],
         optim: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
         loss: str = "bce",
         noise_std: float = 0.0,
         seed: int = 0,
@@ -148,5 +150,34 @@ class AutoencoderModule(pl.LightningModule):
             batch, self.test_clean_metrics if dataloader_idx else self.test_metrics
         )
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return instantiate(self.hparams.optim)(params=self.parameters())
+    def _run_steps(self) -> int:
+        """The run's optimizer steps: trainer.max_steps when set, else max_epochs x the
+        batches of an epoch. Not ``trainer.estimated_stepping_batches``: it builds the
+        train loader before a resume restores the loader's position, and the resumed run
+        then diverged from the uninterrupted one (tests/test_resume.py)."""
+        trainer = self.trainer
+        if trainer.max_steps > 0:
+            return trainer.max_steps
+        batches = trainer.datamodule.batches_per_epoch(trainer.world_size)
+        limit = trainer.limit_train_batches
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        return max(1, batches * trainer.max_epochs)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optim)(params=self.parameters())
+        arguments = dict(self.hparams.get("scheduler") or {})
+        if not arguments.get("_target_"):
+            return optimizer
+        lightning = {k: arguments.pop(k) for k in SCHEDULER_KEYS if k in arguments}
+        for total in ("T_max", "total_steps"):  # null: the whole run (cosine, one-cycle)
+            if total in arguments and arguments[total] is None:
+                arguments[total] = self._run_steps()
+        schedule: dict[str, Any] = {
+            "scheduler": instantiate(arguments)(optimizer),
+            "interval": lightning.get("interval", "step"),
+            "name": "lr",  # LearningRateMonitor's tag
+        }
+        if lightning.get("monitor"):
+            # strict=False: epochs without a validation skip the plateau check
+            schedule.update(monitor=lightning["monitor"], strict=False)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -29,6 +29,7 @@ NOT_IN_TABLE = (
     "callbacks.save_last",
     "trainer.log_every_n_steps",
     "optim._partial_",
+    "scheduler._partial_",
 )
 
 

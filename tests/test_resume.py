@@ -42,9 +42,11 @@ def kill_in_second_epoch(cwd: Path, *args: str) -> tuple[Path, dict]:
     return run_dir, interrupted
 
 
-def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
+def test_a_run_killed_with_sigterm_resumes_to_the_same_metrics_and_lr_schedule(tmp_path):
+    """With scheduler=cosine: the schedule's state is in the checkpoint too."""
+    args = [*ARGS, "scheduler=cosine"]
     killed = tmp_path / "killed"
-    run_dir, interrupted = kill_in_second_epoch(killed, *ARGS)
+    run_dir, interrupted = kill_in_second_epoch(killed, *args)
     assert 20 <= interrupted["global_step"] < 100
 
     train(killed, f"resume={run_dir}")
@@ -52,7 +54,7 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
     assert "resume=" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
     (resumed,) = (run_dir / ".hydra").glob("resume-*/overrides.yaml")
     assert f"resume={run_dir}" in resumed.read_text()
-    _, straight = train(tmp_path, *ARGS[:4])
+    _, straight = train(tmp_path, *args[:4], "scheduler=cosine")
 
     assert results(run_dir)["metrics"] == results(straight)["metrics"]
     assert [p.name for p in killed.glob("outputs/runs/*/*")] == [run_dir.name]
@@ -66,6 +68,9 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_final_metrics(tmp_path):
     # metrics.csv (logger=tensorboard_csv, the default) keeps the rows from before the kill
     assert csv_column(run_dir, "train/loss") == csv_column(straight, "train/loss")
     assert csv_column(run_dir, "val/loss") == csv_column(straight, "val/loss")
+    lrs = scalars(acc, "lr")
+    assert lrs == scalars(events(straight), "lr") and len(lrs) == 100
+    assert lrs[0][1] == pytest.approx(1e-3) and lrs[-1][1] < 1e-6  # cosine over 100 steps
 
 
 def csv_column(run_dir, tag: str) -> list[tuple[int, float]]:

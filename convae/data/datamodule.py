@@ -7,6 +7,7 @@ operation (no per-sample Python or PIL work): on this CPU per-sample transforms 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -245,6 +246,11 @@ class MnistDataModule(pl.LightningDataModule):
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def batches_per_epoch(self, world_size: int = 1) -> int:
+        """Training batches per epoch on each of ``world_size`` processes."""
+        per_process = math.ceil(len(self.train_set) / world_size)
+        return math.ceil(per_process / self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         def batches_done() -> int:  # optimizer steps taken in the current epoch
