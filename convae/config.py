@@ -139,6 +139,9 @@ class TrainConfig:
     # every training step or epoch) and monitor (ReduceLROnPlateau's metric). A plain dict:
     # each scheduler has arguments of its own. _target_ null (the default): constant lr.
     scheduler: dict[str, Any] = field(default_factory=_no_scheduler)
+    # What convae-train returns to a sweeper (Optuna): a validation tag's final value, or a
+    # list of tags for a multi-objective study (directions in hydra.sweeper.direction).
+    optimized_metric: Any = "val/loss"
     loss: str = "bce"  # the tutorial's: binary cross-entropy on logits
     seed: int = 0
     threads: int | None = None  # torch threads; None: every core this process may use
@@ -190,6 +193,7 @@ PLUMBING_KEYS = (
     "resume",
     "ckpt_path",
     "sweep_existing",
+    "optimized_metric",
 )
 
 
@@ -484,6 +488,11 @@ def validate_eval(cfg: DictConfig) -> None:
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+
+
+def plain(value: Any) -> Any:
+    """A config node as plain Python (lists, dicts); other values as they are."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from convae.callbacks.exact_resume import PRECISION_KEY
 from convae.checkpoint import DAMAGED, CheckpointError, global_step, read_checkpoint
-from convae.config import EXTENSION_POINTS, PLUMBING_KEYS, ConfigError, TrainConfig
+from convae.config import EXTENSION_POINTS, PLUMBING_KEYS, ConfigError, TrainConfig, plain
 from convae.finished_run import FinishedRun
 
 log = logging.getLogger("convae")
@@ -124,10 +123,10 @@ def config_for_resume(cfg: DictConfig, ckpt: Path, overrides: Sequence[str]) -> 
                 raise _refused(override, "the run was not started with this group choice")
             continue
         new = OmegaConf.select(cfg, key)
-        if _plain(new) == _plain(old):
+        if plain(new) == plain(old):
             continue
         if key not in RESUMABLE:
-            raise _refused(override, f"the run was trained with {key}={_plain(old)!r}")
+            raise _refused(override, f"the run was trained with {key}={plain(old)!r}")
         OmegaConf.update(resumed, key, new, merge=False)
     resumed.resume, resumed.ckpt_path = cfg.resume, cfg.ckpt_path
     return resumed
@@ -139,10 +138,6 @@ def precision_to_resume(requested: str, ckpt: Path | None) -> str:
     if ckpt is None or requested != "auto":
         return requested
     return str(read_checkpoint(ckpt).get(PRECISION_KEY) or requested)
-
-
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def _refused(override: str, why: str) -> ConfigError:

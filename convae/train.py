@@ -31,6 +31,7 @@ from convae.cli import condensing_errors, one_line, run_cli
 from convae.config import (
     ConfigError,
     check_known_keys,
+    plain,
     register_configs,
     short_repr,
     to_container,
@@ -161,13 +162,32 @@ def monitorable_tags(cfg: DictConfig, run_dir: Path) -> list[str]:
 
 def check_monitor(cfg: DictConfig, run_dir: Path) -> None:
     """A monitor the run never logs would fail only after the first epoch (ModelCheckpoint
-    and EarlyStopping look it up then): refused before any data is loaded."""
+    and EarlyStopping look it up then), an optimized_metric only once the run is over:
+    both refused before any data is loaded."""
     monitor, tags = cfg.callbacks.checkpoint_monitor, monitorable_tags(cfg, run_dir)
     if monitor not in tags:
         raise ConfigError(
             f"callbacks.checkpoint_monitor={short_repr(monitor)} is invalid: expected a tag "
             f"the run logs: {', '.join(tags)}"
         )
+    val_tags = [t for t in tags if t.startswith("val/")]
+    wanted = objective_tags(cfg)
+    if not wanted or any(t not in val_tags for t in wanted):
+        raise ConfigError(
+            f"optimized_metric={short_repr(plain(cfg.optimized_metric))} is invalid: expected "
+            f"a tag or a list of tags from {', '.join(val_tags)}"
+        )
+
+
+def objective_tags(cfg: DictConfig) -> list[str]:
+    wanted = plain(cfg.optimized_metric)
+    return [wanted] if isinstance(wanted, str) else list(wanted or [])
+
+
+def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | list[float] | None:
+    """What a sweeper gets back: the optimized_metric's final value(s)."""
+    values = [metrics.get(t) for t in objective_tags(cfg)]
+    return values[0] if isinstance(plain(cfg.optimized_metric), str) else values
 
 
 def run_overrides(run_dir: Path, resumed: bool) -> list[str]:
@@ -267,7 +287,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://convae.conf", config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | list[float] | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     lock = None  # one writer per run folder (convae/sweep_folder.py), held to the end
@@ -275,7 +295,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         lock = claim_run_folder(run_dir)  # None on DDP ranks > 0: rank 0 holds it
         done = prepare_run_folder(cfg, run_dir, hc.mode == RunMode.MULTIRUN) if lock else None
         if done is not None:  # a sweep job that completed earlier: nothing run or written
-            return done["metrics"].get("val/loss")
+            return objective(cfg, done["metrics"])
         results = train(cfg, run_dir)
     except Exception as err:
         if isinstance(err, FolderRefused):
@@ -292,7 +312,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     finally:
         if lock is not None:
             lock.release()
-    return results["metrics"].get("val/loss")  # what a sweeper such as Optuna minimises
+    return objective(cfg, results["metrics"])  # what a sweeper such as Optuna optimises
 
 
 def main() -> None:

@@ -109,6 +109,16 @@ def test_a_monitor_the_run_never_logs_is_refused_listing_the_logged_tags(tmp_pat
     check_monitor(compose("callbacks.checkpoint_monitor=val/ssim"), tmp_path / "run")
 
 
+@pytest.mark.parametrize("value", ["val/los", "[val/loss,test/loss]", "[]"])
+def test_an_optimized_metric_the_run_never_returns_is_refused(tmp_path, compose, value):
+    cfg = compose(f"optimized_metric={value}", validate=False)
+    with pytest.raises(ConfigError) as err:
+        check_monitor(cfg, tmp_path / "run")
+    line = one_line(err.value)
+    assert line.startswith("optimized_metric=") and "val/cb2_incoh" in line, line
+    check_monitor(compose("optimized_metric=[val/loss,val/cb2_incoh]"), tmp_path / "run")
+
+
 def test_one_line_caps_raw_and_composition_errors(compose):
     from hydra.errors import ConfigCompositionException
 

@@ -87,3 +87,52 @@ def test_the_optuna_example_minimises_the_returned_val_loss(tmp_path):
     losses = [results(j)["metrics"]["val/loss"] for j in jobs]
     assert len(jobs) == 2 and best["best_value"] == pytest.approx(min(losses))
     assert set(best["best_params"]) == {"optim.lr", "model"}
+
+
+PARETO_TEST = """
+defaults:
+  - train
+  - override experiment: optuna_pareto
+  - _self_
+data: {source: bundled}
+trainer: {max_steps: 2, val_check_interval: 1, enable_progress_bar: false}
+callbacks: {artifact_digits: 100, artifact_images_every: 0}
+test: false
+threads: 1
+hydra:
+  sweeper:
+    n_trials: 4
+    params:  # the example's sampler (NSGA-II, seed 0) picks -1.0, invalid, 2nd of 4
+      upsample: choice(nearest)
+      optim.lr: choice(0.001)
+      data.noise_std: choice(0.0, 0.1, 0.2, -1.0)
+"""
+
+
+def test_the_pareto_example_tolerates_a_failed_trial_and_resumes_from_its_sqlite(tmp_path):
+    import optuna
+    import yaml
+
+    (tmp_path / "pareto_test.yaml").write_text(PARETO_TEST)
+    args = ["-m", "--config-dir", str(tmp_path), "--config-name", "pareto_test"]
+    run_script("convae-train", *args, cwd=tmp_path)  # one failure in its batch of 2: rc 0
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    study = optuna.load_study(study_name="convae_loss_artifacts",
+                              storage=f"sqlite:///{sweep_dir}/optuna.db")  # fmt: skip
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    front = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())["solutions"]
+    by_noise = {}
+    for job in sweep_dir.glob("*/results.json"):
+        res = json.loads(job.read_text())
+        if res["status"] == "completed":
+            by_noise[res["config"]["data"]["noise_std"]] = res["metrics"]
+    for solution in front:  # each objective pair is the job's val/loss and val/cb2_incoh
+        metrics = by_noise[solution["params"]["data.noise_std"]]
+        assert solution["values"] == [metrics["val/loss"], metrics["val/cb2_incoh"]]
+
+    run_script("convae-train", *args, f"hydra.sweep.dir={sweep_dir}", "sweep_existing=continue",
+               "hydra.sweeper.n_trials=2", cwd=tmp_path)  # fmt: skip
+    study = optuna.load_study(study_name="convae_loss_artifacts",
+                              storage=f"sqlite:///{sweep_dir}/optuna.db")  # fmt: skip
+    assert [t.state.name for t in study.trials][:4] == states and len(study.trials) == 6
