@@ -20,6 +20,7 @@ from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.checkpointing import RelocatableModelCheckpoint
 from convae.callbacks.exact_resume import ExactResume
 from convae.callbacks.interrupt import GracefulInterrupt
+from convae.callbacks.latent import LatentSpace
 from convae.callbacks.logging_step import LoggingStepIsGlobalStep
 from convae.callbacks.reconstructions import ReconstructionGrid
 from convae.checkpoint_io import AtomicCheckpointIO
@@ -67,6 +68,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
         ExactResume(run_dir / "checkpoints" / "last.ckpt"),
         LoggingStepIsGlobalStep(),
     ]
+    if c.latent_space:
+        callbacks.append(LatentSpace(n=c.artifact_digits, seed=cfg.seed))
     if cfg.scheduler.get("_target_"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # logs "lr"
     if c.early_stopping_patience is not None:

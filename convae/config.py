@@ -104,6 +104,9 @@ class CallbacksConfig:
     # 0 turns them off. Drawing them (matplotlib) costs more than the rest of a validation:
     # every 10th keeps validation cheap next to an epoch (convae-bench reports the cost).
     artifact_images_every: int = 10
+    # At the end of training: the artifact digits' codes for the projector, interpolations
+    # and random codes decoded, latent/cb2_ratio_* (convae/callbacks/latent.py).
+    latent_space: bool = True
 
 
 def _no_scheduler() -> dict[str, Any]:

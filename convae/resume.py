@@ -95,6 +95,7 @@ RESUMABLE = (
     "trainer.limit_test_batches",
     "callbacks.early_stopping_patience",
     "callbacks.artifact_images_every",
+    "callbacks.latent_space",
     *PLUMBING_KEYS,
 )
 

@@ -60,8 +60,10 @@ RUN_FILES = (
     "eval",
     "hparams.yaml",
     "metrics.csv",
+    "projector_config.pbtxt",
 )
 EVENTS = "events.out.tfevents.*"
+PROJECTOR_DATA = "[0-9][0-9][0-9][0-9][0-9]"  # add_embedding's <step>/ folders
 
 
 class SweepFolder(Callback):
@@ -193,7 +195,8 @@ def prepare_run_folder(cfg: DictConfig, run_dir: Path, in_sweep: bool) -> dict[s
 def run_files(run_dir: Path) -> list[Path]:
     """The files a run wrote in ``run_dir`` (TensorBoard events, checkpoints, results)."""
     found = [run_dir / name for name in RUN_FILES if os.path.lexists(run_dir / name)]
-    return sorted(found + list(run_dir.glob(EVENTS)))
+    projector = [p for p in run_dir.glob(PROJECTOR_DATA) if p.is_dir()]
+    return sorted(found + list(run_dir.glob(EVENTS)) + projector)
 
 
 def _check_same_job(cfg: DictConfig, results: dict[str, Any], run_dir: Path) -> None:

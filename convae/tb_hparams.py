@@ -27,6 +27,7 @@ NOT_IN_TABLE = (
     "callbacks.artifact_images_every",
     "callbacks.checkpoint_mode",
     "callbacks.save_last",
+    "callbacks.latent_space",
     "trainer.log_every_n_steps",
     "optim._partial_",
     "scheduler._partial_",

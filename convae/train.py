@@ -26,6 +26,7 @@ from convae.build import (
     build_trainer,
 )
 from convae.callbacks.interrupt import GracefulInterrupt
+from convae.callbacks.latent import LatentSpace
 from convae.checkpoint import read_checkpoint, run_relative
 from convae.cli import condensing_errors, one_line, run_cli
 from convae.config import (
@@ -215,6 +216,9 @@ def final_metrics(
         trainer.test(module, datamodule=dm, ckpt_path=best, weights_only=True)
         metrics.update(to_floats(trainer.callback_metrics))
     metrics.pop("train/loss", None)  # the last batch's loss says little; the curve is in TB
+    for callback in trainer.callbacks:
+        if isinstance(callback, LatentSpace):
+            metrics.update(callback.scores)
     return metrics
 
 

@@ -23,11 +23,19 @@ FULL_VAL_SIZE = 5_000  # 55,000 / 5,000 of the official 60,000 training digits
 
 
 class InMemoryImages(Dataset):
-    """uint8 images (N, 1, H, W), and for noisy evaluation their fixed noisy versions."""
+    """uint8 images (N, 1, H, W), for noisy evaluation their fixed noisy versions, and the
+    class labels where the source has them (the projector colours codes by them; batches
+    carry images only)."""
 
-    def __init__(self, images: torch.Tensor, noisy: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        noisy: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> None:
         self.images = images
         self.noisy = noisy
+        self.labels = labels
 
     def __len__(self) -> int:
         return len(self.images)
@@ -194,22 +202,24 @@ class MnistDataModule(pl.LightningDataModule):
             return
         arrays = load_source(self.source, self.root, timeout_s=self.download_timeout_s)
         self.source_used = arrays.source
-        train, val, test = self._split(arrays)
+        (train, _), (val, val_labels), (test, test_labels) = self._split(arrays)
         self.train_set = InMemoryImages(train)
-        self.val_set = InMemoryImages(val, self._fixed_noisy(val, VAL))
-        self.test_set = InMemoryImages(test, self._fixed_noisy(test, TEST))
-        self.clean_test_set = InMemoryImages(test)
+        self.val_set = InMemoryImages(val, self._fixed_noisy(val, VAL), val_labels)
+        self.test_set = InMemoryImages(test, self._fixed_noisy(test, TEST), test_labels)
+        self.clean_test_set = InMemoryImages(test, labels=test_labels)
 
-    def _split(self, a: DigitArrays) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _split(self, a: DigitArrays) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(images, labels) of train, val and test."""
         g = torch.Generator().manual_seed(self.split_seed)
         images = a.images.unsqueeze(1).contiguous()
         if a.test_images is None:
-            train, val, test = stratified_split(a.labels, BUNDLED_SPLIT, g)
-            return images[train], images[val], images[test]
+            parts = stratified_split(a.labels, BUNDLED_SPLIT, g)
+            return [(images[i], a.labels[i]) for i in parts]
         perm = torch.randperm(len(images), generator=g)
         n_val = min(FULL_VAL_SIZE, len(images) // 12)  # 1/12 keeps small IDX sets usable
         val, train = perm[:n_val], perm[n_val:]
-        return images[train], images[val], a.test_images.unsqueeze(1).contiguous()
+        test = (a.test_images.unsqueeze(1).contiguous(), a.test_labels)
+        return [(images[train], a.labels[train]), (images[val], a.labels[val]), test]
 
     def _fixed_noisy(self, images: torch.Tensor, split: int) -> torch.Tensor | None:
         if self.noise_std == 0:
@@ -226,6 +236,12 @@ class MnistDataModule(pl.LightningDataModule):
         assert data is not None, "call setup() first"
         targets = to_unit(data.images[:n])
         return (targets if data.noisy is None else data.noisy[:n]), targets
+
+    def fixed_labels(self, n: int, split: str = "val") -> torch.Tensor | None:
+        """The labels of ``fixed_digits(n, split)``, or None."""
+        data = {"val": self.val_set, "test": self.test_set}[split]
+        assert data is not None, "call setup() first"
+        return None if data.labels is None else data.labels[:n]
 
     def _ranks(self) -> tuple[int, int]:
         """(this process's rank, number of processes); Lightning's samplers are off

@@ -12,7 +12,7 @@ import pandas as pd
 
 from convae.report.sweeps import SOURCE_USED, ReportError
 
-METRIC_PREFIXES = ("val/", "test/", "test_clean/")
+METRIC_PREFIXES = ("val/", "test/", "test_clean/", "latent/")
 SEED = "seed"
 
 # Which way is better, by the metric's last name part; metrics not listed get no bold.
