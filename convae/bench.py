@@ -255,10 +255,20 @@ def matmul_gflops(
 ) -> float:
     """The best GFLOP/s of an n x n matrix product (2 n^3 FLOPs), with this process's torch
     threads: at n = 2048 it is compute-bound, so it is what the matrix units give a dense
-    kernel. The best of ``repeats``, cut short after ``budget_s`` (never under two): emulated
-    bf16 on a CPU without bf16 instructions can take seconds per product."""
+    kernel. The best of ``repeats``, cut short after ``budget_s`` (never under two).
+    A dtype the hardware lacks gets a smaller n: emulated bf16 on an AVX2 CPU runs at
+    0.3 GFLOP/s, a minute per 2048 product; at its size here a product takes a fifth of
+    the budget, still compute-bound (n >= 256)."""
     a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-    a[:256, :256] @ b[:256, :256]  # thread pool and kernel selection, outside the timing
+    m = min(n, 256)
+    for _ in range(2):  # thread pool and kernel selection first, then a rough rate
+        _sync(device)
+        t = time.perf_counter()
+        a[:m, :m] @ b[:m, :m]
+        _sync(device)
+    rate = 2 * m**3 / max(time.perf_counter() - t, 1e-9)
+    n = min(n, max(m, int((rate * budget_s / 5 / 2) ** (1 / 3))))
+    a, b = a[:n, :n].contiguous(), b[:n, :n].contiguous()
     best, spent = 0.0, 0.0
     for k in range(repeats):
         _sync(device)
