@@ -5,6 +5,7 @@ any data is loaded or model built.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import math
@@ -126,6 +127,13 @@ class LoggerConfig:
     # False here, true in conf/logger: a run from before the logger group resumes logging
     # as it began, not with a CSV that starts halfway.
     csv: bool = False
+    # MLflow tracking too (logger=mlflow; pip install 'convae[mlflow]'), into one local store
+    # that every run launched from a folder shares, so `mlflow ui` lists them side by side.
+    mlflow: bool = False
+    # A SQLite file (relative to the launch folder, like outputs/; MLflow's own default
+    # store since 3.7) or any tracking URI. The default keeps everything on this machine.
+    mlflow_uri: str = "outputs/mlflow.db"
+    mlflow_experiment: str = "convae"
 
 
 @dataclass
@@ -455,6 +463,9 @@ def validate(cfg: DictConfig) -> None:
     _check_scheduler(cfg.scheduler)
     check(cfg.logger.tensorboard or cfg.logger.csv, "logger", "tensorboard=false, csv=false",
           "expected logger=tensorboard, csv or tensorboard_csv")  # fmt: skip
+    check(not cfg.logger.mlflow or importlib.util.find_spec("mlflow") is not None,
+          "logger.mlflow", True, "MLflow is not installed: pip install 'convae[mlflow]', "
+          "or choose logger=tensorboard_csv")  # fmt: skip
     _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
 
 

@@ -61,6 +61,7 @@ RUN_FILES = (
     "hparams.yaml",
     "metrics.csv",
     "projector_config.pbtxt",
+    "mlflow_run_id",
 )
 EVENTS = "events.out.tfevents.*"
 PROJECTOR_DATA = "[0-9][0-9][0-9][0-9][0-9]"  # add_embedding's <step>/ folders

@@ -39,7 +39,7 @@ from convae.config import (
     validate,
 )
 from convae.data.datamodule import MnistDataModule
-from convae.loggers import build_loggers, tensorboard_writer
+from convae.loggers import build_loggers, log_run_file, log_run_params
 from convae.module import AutoencoderModule, eval_metrics
 from convae.precision import resolve_precision
 from convae.results import (
@@ -58,7 +58,7 @@ from convae.resume import (
 )
 from convae.run_lock import LOCK_NAME, FolderRefused
 from convae.sweep_folder import claim_run_folder, prepare_run_folder
-from convae.tb_hparams import run_hparams, write_hparams
+from convae.tb_hparams import run_hparams
 from convae.threads import available_cores, capped_threads, default_threads
 
 log = logging.getLogger("convae")
@@ -105,10 +105,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     overrides = run_overrides(run_dir, resumed=ckpt is not None)
     try:
         if ckpt is None:  # a resumed run has its hparams and step-0 numbers already
-            writer = tensorboard_writer(loggers) if trainer.is_global_zero else None
-            if writer is not None:
-                write_hparams(
-                    writer,
+            if trainer.is_global_zero:
+                log_run_params(
+                    loggers,
                     run_hparams(to_container(cfg), **{"data.source_used": dm.source_used,
                                                       "trainer.precision_used": precision.value,
                                                       "params": module.num_parameters}),
@@ -147,6 +146,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS, results)
+        log_run_file(loggers, run_dir / RESULTS)
     log.info("Results in %s: %s", run_dir / RESULTS, metrics)
     return results
 

@@ -1,4 +1,5 @@
 import dataclasses
+import importlib.util
 from importlib.resources import files
 
 import pytest
@@ -132,4 +133,13 @@ def test_invalid_callback_and_seed_values_are_refused(compose, override, key):
 def test_resume_and_ckpt_path_together_are_refused(compose):
     cfg = compose("resume=a", "ckpt_path=b/checkpoints/last.ckpt", validate=False)
     with pytest.raises(ConfigError, match=r"^ckpt_path="):
+        validate(cfg)
+
+
+def test_logger_mlflow_without_mlflow_installed_is_refused_naming_the_extra(compose, monkeypatch):
+    cfg = compose("logger=mlflow", validate=False)
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mlflow" else found(name, *a))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^logger\.mlflow=.*pip install 'convae\[mlflow\]'"):
         validate(cfg)
