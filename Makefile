@@ -39,11 +39,16 @@ lint: install
 
 # make test runs every test; make test-fast leaves out the slow ones (console scripts in
 # subprocesses, end-to-end training: pytest's "slow" marker) and takes under a minute.
+# One pytest-xdist worker per core this process may use, each pinned to its own core
+# (tests/helpers.py), so the workers' training runs never share one; WORKERS=1 runs serially.
+WORKERS ?= $(shell nproc)
+PYTEST := $(BIN)/pytest -n $(WORKERS) --dist worksteal
+
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: lint
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 format: install
 	$(BIN)/ruff format .

@@ -1,9 +1,10 @@
 """Fixtures every test file may use; plain helpers are in helpers.py.
 
-Torch threads: the session runs with THREADS (every core this process may use), set once
-here, on purpose: one pytest process at a time, and console scripts run by the tests get the
-same. A test that needs another count takes the ``torch_threads`` fixture, which puts the
-session's count back afterwards; a test that changes it without restoring it fails.
+Torch threads: the session runs with THREADS (every core this process may use: under
+pytest-xdist, the worker's own share, helpers.py), set once here, and console scripts run by
+the tests get the same. A test that needs another count takes the ``torch_threads``
+fixture, which puts the session's count back afterwards; a test that changes it without
+restoring it fails.
 """
 
 from __future__ import annotations
