@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 # make test runs every test; make test-fast leaves out the slow ones (console scripts in
-# subprocesses, end-to-end training: pytest's "slow" marker) and takes under a minute.
+# subprocesses, end-to-end training: pytest's "slow" marker) and takes about a minute.
 # One pytest-xdist worker per core this process may use, each pinned to its own core
 # (tests/helpers.py), so the workers' training runs never share one; WORKERS=1 runs serially.
 WORKERS ?= $(shell nproc)
