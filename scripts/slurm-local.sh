@@ -42,7 +42,7 @@ install_packages() {
 write_config() {
     local host cpus mem_mb
     host=$(hostname -s)
-    cpus=$(nproc)
+    cpus=$(nproc --all) # the machine's, not this process's affinity (a pinned test worker)
     mem_mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 * 9 / 10))
     mkdir -p "$DIR"/{state,spool,munge}
     chmod 700 "$DIR" "$DIR/munge"
@@ -54,7 +54,8 @@ SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$DIR/munge/munge.socket
+# cred_expire: a requeued job waits this long (+1 s) to start again; the default is 120 s
+AuthInfo=socket=$DIR/munge/munge.socket,cred_expire=10
 CredType=cred/munge
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
@@ -98,7 +99,7 @@ up() {
         sleep 0.5
     done
     [[ $state == idle ]] || cannot "the node is '${state:-unknown}', not idle, after 30 s (logs in $DIR)"
-    echo "slurm-local: up, one node with $(nproc) CPUs ($DIR)"
+    echo "slurm-local: up, one node with $(nproc --all) CPUs ($DIR)"
     echo "export SLURM_CONF=$CONF"
 }
 
