@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from convae.callbacks.interrupt import JobInterrupted
 from convae.checkpoint import CheckpointError
 from convae.checkpoint_io import CheckpointSaveError
 from convae.config import MAX_LINE_CHARS, ConfigError, cap_line, short_repr
@@ -27,6 +28,7 @@ USER_ERRORS = (
     TrainingDiverged,
     CheckpointSaveError,
     CheckpointError,
+    JobInterrupted,
 )
 
 

@@ -25,7 +25,7 @@ from convae.build import (
     build_module,
     build_trainer,
 )
-from convae.callbacks.interrupt import GracefulInterrupt
+from convae.callbacks.interrupt import GracefulInterrupt, JobInterrupted
 from convae.callbacks.latent import LatentSpace
 from convae.checkpoint import read_checkpoint, run_relative
 from convae.cli import condensing_errors, one_line, run_cli
@@ -66,7 +66,11 @@ git_commit()  # now, while the checkout holds the code this process imported
 
 
 class Interrupted(SystemExit):
-    """Training stopped on SIGTERM/SIGINT after saving a resumable checkpoint."""
+    """Training stopped on SIGTERM/SIGINT after saving a resumable checkpoint: exit 143."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(143)
+        self.why = why
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -118,8 +122,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
         metrics = final_metrics(cfg, trainer, module, dm)
     except SIGTERMException:
-        record_interrupt(cfg, run_dir, trainer, overrides)
-        raise Interrupted(143) from None
+        why = record_interrupt(cfg, run_dir, trainer, overrides)
+        raise Interrupted(why) from None
 
     checkpoint = trainer.checkpoint_callback
     best_score = checkpoint.best_model_score if checkpoint else None
@@ -144,10 +148,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "versions": versions(),
         "git_commit": git_commit(),
     }
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # other DDP ranks hold no latent scores: rank 0 alone writes
         write_json_atomic(run_dir / RESULTS, results)
         log_run_file(loggers, run_dir / RESULTS)
-    log.info("Results in %s: %s", run_dir / RESULTS, metrics)
+        log.info("Results in %s: %s", run_dir / RESULTS, metrics)
     return results
 
 
@@ -224,7 +228,7 @@ def final_metrics(
 
 def record_interrupt(
     cfg: DictConfig, run_dir: Path, trainer: pl.Trainer, overrides: list[str]
-) -> None:
+) -> str:
     saved = next(cb.saved for cb in trainer.callbacks if isinstance(cb, GracefulInterrupt))
     if trainer.is_global_zero:
         write_json_atomic(
@@ -239,6 +243,8 @@ def record_interrupt(
             },
         )
     log.warning("Interrupted at step %d (checkpoint: %s)", trainer.global_step, saved)
+    how = f"resume with convae-train resume={run_dir}" if saved else "no checkpoint saved"
+    return f"{run_dir} interrupted at step {trainer.global_step}; {how}"
 
 
 def record_failure(cfg: DictConfig, run_dir: Path, err: BaseException) -> None:
@@ -301,6 +307,10 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
         if done is not None:  # a sweep job that completed earlier: nothing run or written
             return objective(cfg, done["metrics"])
         results = train(cfg, run_dir)
+    except Interrupted as stop:
+        if hc.mode != RunMode.MULTIRUN:
+            raise
+        raise JobInterrupted(stop.why) from None
     except Exception as err:
         if isinstance(err, FolderRefused):
             pass  # another process's folder, or a run not to overwrite: left untouched

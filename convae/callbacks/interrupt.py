@@ -18,6 +18,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from convae.compat import request_sigterm_stop
 
 
+class JobInterrupted(Exception):
+    """A sweep job stopped this way, raised as an error rather than exit 143: the launcher
+    records it as the job's result and goes on with the other jobs. With an exit, submitit
+    had no result to return, and on a cluster without accounting (no sacct) the sweep
+    command waited for one forever."""
+
+
 class GracefulInterrupt(pl.Callback):
     """While fitting, SIGTERM and a first Ctrl-C only raise a flag; at the end of a training
     batch the processes agree on it (any one of them) and Lightning's SIGTERM stop (its
