@@ -26,9 +26,12 @@ EXCLUDE_KEY = "hydra.job.config.override_dirname.exclude_keys"
 
 
 def fixed_keys(task_overrides: Sequence[str]) -> list[str]:
-    """Keys the sweep's command line sets to one value for every job, then ALWAYS_EXCLUDED."""
+    """Keys the sweep's command line sets to one value for every job, then ALWAYS_EXCLUDED.
+    A key given once fixed and once swept (``seed=7 ... seed=0,1``) is swept: the last value
+    wins, and excluding it named the jobs job0, job1."""
     parsed = OverridesParser.create().parse_overrides(list(task_overrides))
-    keys = [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    keys = [o.key_or_group for o in parsed if o.key_or_group not in swept]
     return list(dict.fromkeys([*keys, *ALWAYS_EXCLUDED]))
 
 

@@ -22,6 +22,7 @@ from convae.paths import MAX_NAME, job_dirname
 from convae.report.sweeps import read_sweep
 from convae.run_lock import LOCK_NAME, FolderLocked, FolderRefused, acquire, read_holder
 from convae.sweep_folder import claim_sweep_folder, prepare_run_folder
+from convae.sweep_job_names import fixed_keys
 
 TINY = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false",
         "callbacks.artifact_images_every=0", "callbacks.artifact_digits=100",
@@ -86,6 +87,13 @@ def test_overrides_that_sanitise_to_one_name_get_distinct_deterministic_folders(
     long_a, long_b = job_dirname("a=" + "x" * 300, 0), job_dirname("a=" + "x" * 299 + "y", 0)
     assert long_a != long_b and max(len(long_a), len(long_b)) <= MAX_NAME
     assert job_dirname("", 3) == "job3"
+
+
+def test_only_keys_every_job_shares_are_left_out_of_job_folder_names():
+    keys = fixed_keys(["data.source=bundled", "seed=7", "model.upsample=nearest,bilinear",
+                       "seed=0,1", "+optim.momentum=0.9"])  # fmt: skip
+    # seed is swept (its last value wins), so it names the folders with model.upsample
+    assert keys == ["data.source", "optim.momentum", "sweep_existing"]
 
 
 def test_a_held_folder_is_refused_naming_the_holder_and_free_again_once_released(tmp_path):

@@ -21,8 +21,9 @@ def sweep(cwd: Path, *args: str, check: bool = True):
 
 
 def test_a_2x2_sweep_names_each_job_folder_by_its_overrides(tmp_path):
-    _, sweep_dir, jobs = sweep(tmp_path, "model.upsample=nearest,transposed", "seed=0,1",
-                               "threads=1")  # fmt: skip
+    # seed=7, then swept: the sweep wins, and seed still names the folders
+    _, sweep_dir, jobs = sweep(tmp_path, "seed=7", "model.upsample=nearest,transposed",
+                               "seed=0,1", "threads=1")  # fmt: skip
     assert (sweep_dir / "multirun.yaml").is_file()
     assert [p.name for p in jobs] == [
         "model.upsample=nearest,seed=0", "model.upsample=nearest,seed=1",
@@ -32,6 +33,7 @@ def test_a_2x2_sweep_names_each_job_folder_by_its_overrides(tmp_path):
         res = results(job)
         assert res["status"] == "completed"
         assert job.name.startswith(f"model.upsample={res['config']['model']['upsample']},")
+        assert job.name.endswith(f",seed={res['config']['seed']}")
         assert list(job.glob("events.out.tfevents.*"))
 
 
