@@ -41,8 +41,9 @@ lint: install
 # subprocesses, end-to-end training: pytest's "slow" marker) and takes about a minute.
 # One pytest-xdist worker per core this process may use, each pinned to its own core
 # (tests/helpers.py), so the workers' training runs never share one; WORKERS=1 runs serially.
+# The 25 slowest tests are listed at the end, so every CI log says where the time went.
 WORKERS ?= $(shell nproc)
-PYTEST := $(BIN)/pytest -n $(WORKERS) --dist worksteal
+PYTEST := $(BIN)/pytest -n $(WORKERS) --dist worksteal --durations=25
 
 test: lint
 	$(PYTEST) $(PYTEST_ARGS)
