@@ -18,13 +18,16 @@ with the child's pid, then its exit status.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import os
-import selectors
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ class Forked:
     """The test side: one parent process, started on first use, asked to fork each run."""
 
     _parent: subprocess.Popen | None = None
+    _pending = b""  # answer bytes read but not yet returned
 
     @classmethod
     def run(
@@ -53,13 +57,14 @@ class Forked:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
             request = {"name": name, "args": args, "cwd": str(cwd), "env": env,
                        "stdout": str(out), "stderr": str(err)}  # fmt: skip
-            parent.stdin.write(json.dumps(request) + "\n")
+            parent.stdin.write((json.dumps(request) + "\n").encode())
             parent.stdin.flush()
             pid = cls._answer(parent, 60)["pid"]
             try:
                 rc = cls._answer(parent, timeout)["rc"]
             except TimeoutError:
-                os.kill(pid, 9)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
                 cls._answer(parent, 60)
                 raise subprocess.TimeoutExpired([name, *args], timeout) from None
             return subprocess.CompletedProcess(
@@ -72,21 +77,28 @@ class Forked:
         if cls._parent is None or cls._parent.poll() is not None:
             cls._parent = subprocess.Popen(
                 [sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                text=True, bufsize=1,
+                bufsize=0,
             )  # fmt: skip
+            cls._pending = b""
             ready = cls._answer(cls._parent, 300)
             assert ready == {"ready": True}, ready
         return cls._parent
 
-    @staticmethod
-    def _answer(parent: subprocess.Popen, timeout: float) -> dict[str, Any]:
-        with selectors.DefaultSelector() as sel:
-            sel.register(parent.stdout, selectors.EVENT_READ)
-            if not sel.select(timeout):
+    @classmethod
+    def _answer(cls, parent: subprocess.Popen, timeout: float) -> dict[str, Any]:
+        """The next answer line; read from the pipe itself, so that an answer already read
+        along with the one before it is never waited for."""
+        deadline = time.monotonic() + timeout
+        fd = parent.stdout.fileno()
+        while b"\n" not in cls._pending:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
                 raise TimeoutError
-        line = parent.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the test launcher exited ({parent.wait()})")
+            data = os.read(fd, 65536)
+            if not data:
+                raise RuntimeError(f"the test launcher exited ({parent.wait()})")
+            cls._pending += data
+        line, cls._pending = cls._pending.split(b"\n", 1)
         return json.loads(line)
 
 
