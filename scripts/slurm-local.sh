@@ -103,8 +103,30 @@ up() {
     echo "export SLURM_CONF=$CONF"
 }
 
+stray_pids() { # this cluster's job steps and job processes (their env names its slurm.conf)
+    local p env
+    for p in /proc/[0-9]*; do
+        env=$(tr '\0' '\n' <"$p/environ" 2>/dev/null) || continue
+        grep -qxF "SLURM_CONF=$CONF" <<<"$env" || continue
+        if grep -q '^SLURM_JOB_ID=' <<<"$env" || [[ $(cat "$p/comm" 2>/dev/null) == slurmstepd ]]; then
+            echo "${p#/proc/}"
+        fi
+    done
+}
+
 down() {
-    local name pid stopped=0
+    local name pid stopped=0 jobs
+    if alive slurmctld; then # cancel what still runs, so that its steps end while slurmd is up
+        jobs=$(SLURM_CONF=$CONF squeue -h -o %i 2>/dev/null || true)
+        if [[ -n $jobs ]]; then
+            # shellcheck disable=SC2086
+            SLURM_CONF=$CONF scancel $jobs 2>/dev/null || true
+            for _ in $(seq 1 50); do
+                [[ -z $(SLURM_CONF=$CONF squeue -h -o %i 2>/dev/null) ]] && break
+                sleep 0.2
+            done
+        fi
+    fi
     for name in "${DAEMONS[@]}"; do
         alive "$name" || continue
         pid=$(cat "$DIR/$name.pid")
@@ -115,6 +137,9 @@ down() {
         done
         kill -9 "$pid" 2>/dev/null || true
         stopped=$((stopped + 1))
+    done
+    for pid in $(stray_pids); do # left behind once slurmd was gone (a step that hung)
+        kill -9 "$pid" 2>/dev/null && stopped=$((stopped + 1))
     done
     rm -rf "$DIR"
     [[ ${1:-} == quiet ]] || echo "slurm-local: down ($stopped daemons stopped, $DIR removed)"
