@@ -106,7 +106,7 @@ up() {
 stray_pids() { # this cluster's job steps and job processes (their env names its slurm.conf)
     local p env
     for p in /proc/[0-9]*; do
-        env=$(tr '\0' '\n' <"$p/environ" 2>/dev/null) || continue
+        env=$(tr '\0' '\n' 2>/dev/null <"$p/environ") || continue
         grep -qxF "SLURM_CONF=$CONF" <<<"$env" || continue
         if grep -q '^SLURM_JOB_ID=' <<<"$env" || [[ $(cat "$p/comm" 2>/dev/null) == slurmstepd ]]; then
             echo "${p#/proc/}"
@@ -115,7 +115,7 @@ stray_pids() { # this cluster's job steps and job processes (their env names its
 }
 
 down() {
-    local name pid stopped=0 jobs
+    local name pid stopped=0 strays=0 jobs
     if alive slurmctld; then # cancel what still runs, so that its steps end while slurmd is up
         jobs=$(SLURM_CONF=$CONF squeue -h -o %i 2>/dev/null || true)
         if [[ -n $jobs ]]; then
@@ -139,10 +139,10 @@ down() {
         stopped=$((stopped + 1))
     done
     for pid in $(stray_pids); do # left behind once slurmd was gone (a step that hung)
-        kill -9 "$pid" 2>/dev/null && stopped=$((stopped + 1))
+        kill -9 "$pid" 2>/dev/null && strays=$((strays + 1))
     done
     rm -rf "$DIR"
-    [[ ${1:-} == quiet ]] || echo "slurm-local: down ($stopped daemons stopped, $DIR removed)"
+    [[ ${1:-} == quiet ]] || echo "slurm-local: down ($stopped daemons stopped, $strays stray job processes killed, $DIR removed)"
 }
 
 status() {
