@@ -40,7 +40,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from convae.build import build_datamodule, build_module, build_trainer
+from convae.build import build_datamodule, build_module, build_trainer, model_arguments
 from convae.compose import compose_train
 from convae.config import to_container
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
@@ -163,7 +163,7 @@ def convae_run(
 def plain_loop(cfg: DictConfig, images: torch.Tensor) -> tuple[torch.nn.Module, Callable]:
     """What a hand-written loop does per step: gather, noise, forward, loss, step (NCHW)."""
     torch.manual_seed(cfg.seed)
-    net = ConvAutoencoder(**OmegaConf.to_container(cfg.model))
+    net = ConvAutoencoder(**model_arguments(cfg))
     opt = instantiate(cfg.optim)(params=net.parameters())
     bs, state = cfg.data.batch_size, {"perm": torch.randperm(len(images)), "pos": 0, "step": 0}
 

@@ -24,21 +24,29 @@ from convae.callbacks.latent import LatentSpace
 from convae.callbacks.logging_step import LoggingStepIsGlobalStep
 from convae.callbacks.reconstructions import ReconstructionGrid
 from convae.checkpoint_io import AtomicCheckpointIO
-from convae.config import to_container
-from convae.data.datamodule import MnistDataModule
+from convae.config import data_shape, to_container
+from convae.data.datamodule import ImageDataModule
 from convae.module import AutoencoderModule
 from convae.precision import Precision, resolve_precision
 
 log = logging.getLogger("convae")
 
 
-def build_datamodule(cfg: DictConfig) -> MnistDataModule:
-    return MnistDataModule(**OmegaConf.to_container(cfg.data), seed=cfg.seed)
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    return ImageDataModule(**OmegaConf.to_container(cfg.data), seed=cfg.seed)
+
+
+def model_arguments(cfg: DictConfig) -> dict:
+    """``cfg.model`` plus the shape of the data it is built for: stored in every checkpoint
+    (``hparams.model``), so the network is rebuilt without the data config."""
+    in_channels, image_size = data_shape(cfg.data)
+    model = OmegaConf.to_container(cfg.model)
+    return {**model, "in_channels": in_channels, "image_size": image_size}
 
 
 def build_module(cfg: DictConfig) -> AutoencoderModule:
     return AutoencoderModule(
-        model=OmegaConf.to_container(cfg.model),
+        model=model_arguments(cfg),
         optim=OmegaConf.to_container(cfg.optim),
         scheduler=OmegaConf.to_container(cfg.scheduler),
         loss=cfg.loss,

