@@ -25,7 +25,7 @@ from convae import checkpoint
 from convae.checkpoint import run_relative
 from convae.cli import condensing_errors, one_line, run_cli
 from convae.config import check, register_configs, validate_eval
-from convae.data.datamodule import MnistDataModule
+from convae.data.datamodule import ImageDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
 from convae.finished_run import FinishedRun
 from convae.metrics.checkerboard import checkerboard_scores
@@ -60,7 +60,7 @@ def load_module(ckpt: Path) -> AutoencoderModule:
 def load_test_split(config: dict[str, Any], run: FinishedRun) -> tuple[torch.Tensor, str]:
     """The run's test split as floats, as the run saw it (convae.finished_run); noise is
     added here, per level."""
-    dm = MnistDataModule(**run.data_arguments(config, noise_std=0.0))
+    dm = ImageDataModule(**run.data_arguments(config, noise_std=0.0))
     dm.setup()
     return to_unit(dm.test_set.images), str(dm.source_used)
 
@@ -95,12 +95,15 @@ def figure_png(rows: list[tuple[float, torch.Tensor, torch.Tensor]], digits: int
     """Per level, noisy inputs over reconstructions, ZOOM screen pixels per image pixel (so
     period-2 checkerboards stay visible) plus a label column: exact, testable pixel sizes."""
     tiles = torch.cat([t[:digits] for _, inputs, x_hat in rows for t in (inputs, x_hat)])
-    grid = make_grid(tiles, nrow=digits, padding=PAD, pad_value=1.0)[0].numpy()
+    grid = make_grid(tiles, nrow=digits, padding=PAD, pad_value=1.0)
+    # make_grid repeats a grey channel three times: one channel back for grey images
+    grid = grid[0].numpy() if tiles.shape[1] == 1 else grid.permute(1, 2, 0).numpy()
     h, w = ZOOM * grid.shape[0], ZOOM * grid.shape[1]
     fig = Figure(figsize=((LABEL_PX + w) / DPI, h / DPI), dpi=DPI)
     ax = fig.add_axes((LABEL_PX / (LABEL_PX + w), 0.0, w / (LABEL_PX + w), 1.0))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-    centres = [PAD + (28 + PAD) * i + 13.5 for i in range(2 * len(rows))]
+    side = tiles.shape[-2]
+    centres = [PAD + (side + PAD) * i + (side - 1) / 2 for i in range(2 * len(rows))]
     labels = [f"{word} σ={std:g}" for std, _, _ in rows for word in ("input", "output")]
     ax.set_xticks([])
     ax.set_yticks(centres, labels=labels, fontsize=8)

@@ -56,13 +56,13 @@ class FinishedRun:
         return Path(cwd) if cwd else None
 
     def data_arguments(self, config: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
-        """MnistDataModule's arguments for the data this run saw, from its resolved
+        """ImageDataModule's arguments for the data this run saw, from its resolved
         ``config``: the source it really used ("auto" may have meant either; no new
         download attempt), a relative root read from its launch folder, its seed; then
         ``changes`` (e.g. ``noise_std=0.0``)."""
-        from convae.data.datamodule import MnistDataModule
+        from convae.data.datamodule import ImageDataModule
 
-        accepted = inspect.signature(MnistDataModule).parameters
+        accepted = inspect.signature(ImageDataModule).parameters
         data = {k: v for k, v in (config.get("data") or {}).items() if k in accepted}
         data["source"] = self.results.get("data_source") or data.get("source")
         launched = self.launch_dir()

@@ -56,8 +56,8 @@ def compose() -> Callable[..., DictConfig]:
 @pytest.fixture(scope="session")
 def bundled_digits() -> torch.Tensor:
     """500 real digits (the bundled validation split) as floats in [0, 1]."""
-    from convae.data.datamodule import MnistDataModule
+    from convae.data.datamodule import ImageDataModule
 
-    dm = MnistDataModule(source="bundled")
+    dm = ImageDataModule(source="bundled")
     dm.setup()
     return dm.fixed_digits(500)[1]

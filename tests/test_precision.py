@@ -12,7 +12,7 @@ from torchmetrics.functional.image import (
 )
 
 from convae.config import ConfigError
-from convae.data.datamodule import MnistDataModule
+from convae.data.datamodule import ImageDataModule
 from convae.module import AutoencoderModule
 from convae.precision import cpu_bf16_flags, resolve_precision
 
@@ -60,7 +60,7 @@ def test_bf16_validation_metrics_are_the_float32_metrics_of_the_bf16_outputs(tmp
     """The metrics are computed from the bf16 forward pass's outputs, in float32: equal to
     torchmetrics' reference on those outputs, and not rounded to bf16's spacing."""
     torch.manual_seed(0)
-    dm = MnistDataModule(source="bundled", eval_batch_size=250)
+    dm = ImageDataModule(source="bundled", eval_batch_size=250)
     module = AutoencoderModule(model={"depths": [16, 8, 8]}, optim={
         "_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3})  # fmt: skip
     trainer = pl.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False,

@@ -59,7 +59,7 @@ def test_a_failing_combination_does_not_stop_the_others(tmp_path):
 def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
     import pytorch_lightning as pl
 
-    from convae.data.datamodule import MnistDataModule
+    from convae.data.datamodule import ImageDataModule
     from convae.module import AutoencoderModule
 
     proc = run_script("convae-train", "data.source=bundled", "trainer=ddp", "trainer.devices=2",
@@ -73,7 +73,7 @@ def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
     module = AutoencoderModule.load_from_checkpoint(
         run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
     )
-    dm = MnistDataModule(source="bundled")
+    dm = ImageDataModule(source="bundled")
     single = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, inference_mode=False)  # fmt: skip
     (metrics,) = single.validate(module, datamodule=dm, verbose=False)

@@ -86,7 +86,7 @@ class BandMasks:
 def _as_images(t: torch.Tensor, name: str) -> torch.Tensor:
     """(B, C, H, W) or (B, H, W) -> detached float64 (N, H, W); channels count as images."""
     if t.ndim not in (3, 4):
-        raise ValueError(f"{name} must be (B, 1, H, W) or (B, H, W), got shape {tuple(t.shape)}")
+        raise ValueError(f"{name} must be (B, C, H, W) or (B, H, W), got shape {tuple(t.shape)}")
     t = t.detach()
     if t.device.type == "mps":  # no float64 there
         t = t.cpu()
@@ -220,7 +220,8 @@ def hf_tail_db(s: BatchSpectra) -> float:
 def checkerboard_scores(x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
     """``cb2_incoh``, ``cb4_incoh``, ``cb2_ratio`` and ``hf_tail_db`` of a batch (see module doc).
 
-    ``x_hat`` (outputs) and ``x`` (targets): (B, 1, H, W) in [0, 1], H and W even. Scores are
+    ``x_hat`` (outputs) and ``x`` (targets): (B, C, H, W) in [0, 1], H and W even; the
+    channels of colour images are summed into the spectra like more images of the batch. Scores are
     batch statistics (spectra summed over the batch before dividing), so use a few hundred
     images. ``cb*_incoh`` is inf (nan if the output is zero too) when all targets are zero;
     ``cb2_ratio`` is 0 for a constant output.

@@ -189,11 +189,16 @@ def zoomed_pairs(x_hat: torch.Tensor, x: torch.Tensor, n: int = 8, zoom: int = 4
     """First ``n`` reconstructions (top row) above their targets (bottom row), each pixel
     blown up to ``zoom x zoom`` with nearest so single-pixel patterns stay visible.
 
-    Returns a float (3, H', W') tensor in [0, 1] (make_grid repeats the grey channel).
+    Returns a float (3, H', W') tensor in [0, 1] (make_grid repeats a grey channel; colour
+    images stay in colour).
     """
     n = min(n, x_hat.shape[0])
-    a = _images(x_hat[:n]).unsqueeze(1)
-    b = _images(x[:n]).unsqueeze(1)
+
+    def batch(t: torch.Tensor) -> torch.Tensor:  # (n, C, H, W) float32 on the CPU
+        t = t[:n].detach().to("cpu", torch.float32)
+        return t if t.ndim == 4 else t.unsqueeze(1)
+
+    a, b = batch(x_hat), batch(x)
     both = torch.cat([a, b]).clamp(0.0, 1.0)
     both = F.interpolate(both, scale_factor=zoom, mode="nearest")
     return make_grid(both, nrow=n, padding=zoom, pad_value=0.5)

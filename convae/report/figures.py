@@ -43,7 +43,7 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
     import torch
 
     from convae.checkpoint import load_module
-    from convae.data.datamodule import MnistDataModule
+    from convae.data.datamodule import ImageDataModule
     from convae.data.noise import to_unit
 
     ckpt = FinishedRun(job.folder, job.results).checkpoint()
@@ -52,7 +52,7 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
     kwargs = _data_kwargs(job)
     key = json.dumps(kwargs, sort_keys=True, default=str)
     if key not in cache:
-        dm = MnistDataModule(**kwargs)
+        dm = ImageDataModule(**kwargs)
         dm.setup()
         noisy = dm.test_set.noisy
         cache[key] = (to_unit(dm.test_set.images[:n]), None if noisy is None else noisy[:n])
@@ -64,10 +64,13 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
 
 
 def _strip(images: Any, pad: int = 2) -> np.ndarray:
-    """(n, 1, H, W) in [0, 1] -> one grey row image with ``pad`` mid-grey pixels between."""
-    array = np.asarray(images, dtype=float)[:, 0]
-    n, h, w = array.shape
-    out = np.full((h, n * (w + pad) - pad), 0.5)
+    """(n, C, H, W) in [0, 1] -> one row image with ``pad`` mid-grey pixels between: (H, W')
+    for grey images, (H, W', 3) for colour ones."""
+    array = np.asarray(images, dtype=float).transpose(0, 2, 3, 1)  # (n, H, W, C)
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    n, h, w = array.shape[:3]
+    out = np.full((h, n * (w + pad) - pad, *array.shape[3:]), 0.5)
     for i in range(n):
         out[:, i * (w + pad) : i * (w + pad) + w] = array[i]
     return out
@@ -93,7 +96,7 @@ def reconstructions_figure(
             continue
         if top_targets is None:
             top_targets = targets
-            rows.append(("targets (test digits)", _strip(targets)))
+            rows.append(("targets (test images)", _strip(targets)))
         elif targets.shape != top_targets.shape or not bool((targets == top_targets).all()):
             rows.append((f"{label}\ntargets", _strip(targets)))
         if noisy is not None:

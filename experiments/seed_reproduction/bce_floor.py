@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from convae.data.datamodule import MnistDataModule
+from convae.data.datamodule import ImageDataModule
 from convae.data.noise import to_unit
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--source", default="bundled")
     parser.add_argument("--root", default="data")
     args = parser.parse_args()
-    dm = MnistDataModule(source=args.source, root=args.root)
+    dm = ImageDataModule(source=args.source, root=args.root)
     dm.setup()
     print(f"{dm.source_used} test split ({len(dm.test_set)} digits): "
           f"BCE floor {bce_floor(to_unit(dm.test_set.images)):.4f}")  # fmt: skip
