@@ -44,13 +44,18 @@ def test_denoiser_decoder_mirrors_32_32_16():
 @pytest.mark.parametrize("depths", DEPTH_PRESETS.values(), ids=DEPTH_PRESETS.keys())
 @pytest.mark.parametrize("options", [{"transposed_kernel_size": 3}, {"transposed_kernel_size": 4,
                                      "icnr": True}], ids=["k3", "k4-icnr"])  # fmt: skip
+@pytest.mark.parametrize("shape", [(1, 28), (3, 32)], ids=["grey28", "rgb32"])
 @pytest.mark.parametrize("upsample", sorted(UPSAMPLERS))
-def test_every_decoder_maps_28_to_28_and_trains(upsample, depths, options):
+def test_every_decoder_maps_its_input_shape_back_and_trains(upsample, shape, depths, options):
+    """Digits (1 x 28 x 28) and colour photo patches (3 x 32 x 32) alike."""
     torch.manual_seed(0)
-    model = ConvAutoencoder(depths=depths, upsample=upsample, **options)
-    x = torch.rand(4, 1, 28, 28)
+    channels, size = shape
+    model = ConvAutoencoder(
+        depths=depths, upsample=upsample, in_channels=channels, image_size=size, **options
+    )
+    x = torch.rand(4, channels, size, size)
     logits = model(x)
-    assert logits.shape == (4, 1, 28, 28)
+    assert logits.shape == (4, channels, size, size)
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     reconstruction_loss("bce", logits, x).backward()

@@ -68,7 +68,7 @@ def read_photo(path: Path, grayscale: bool) -> torch.Tensor:
     except (OSError, ValueError) as err:
         raise DataFileError(f"{path}: cannot read this photograph ({err})") from None
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(array.copy())  # PIL's buffer is read-only
 
 
 def cut_patches(photos: list[torch.Tensor], count: int, size: int, seed: int, split: int):
