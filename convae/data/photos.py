@@ -71,7 +71,9 @@ def read_photo(path: Path, grayscale: bool) -> torch.Tensor:
     return torch.from_numpy(array.copy())  # PIL's buffer is read-only
 
 
-def cut_patches(photos: list[torch.Tensor], count: int, size: int, seed: int, split: int):
+def cut_patches(
+    photos: list[torch.Tensor], count: int, size: int, seed: int, split: int
+) -> torch.Tensor:
     """``count`` patches, shared out evenly over the photographs at least ``size`` on each
     side, at positions drawn from (seed, split, photograph)."""
     usable = [p for p in photos if min(p.shape[-2:]) >= size]

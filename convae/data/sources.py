@@ -26,7 +26,6 @@ from convae.data.idx import DataFileError, read_idx_pair
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("auto", "bundled", "mnist", "fashion_mnist")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _TV_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 
@@ -146,9 +145,9 @@ def load_full(source: str, root: str | Path, *, allow_download: bool, timeout_s:
 
 
 def load_source(source: str, root: str | Path, *, timeout_s: float = 10.0) -> ImageArrays:
-    """Loads ``source`` (one of SOURCES: ``config.validate`` has checked it); ``auto`` tries
-    full MNIST (on disk, then a bounded download) and falls back to the bundled digits with
-    one WARNING line."""
+    """Loads a digit ``source`` (shape.MNIST_LIKE; ``config.validate`` has checked it);
+    ``auto`` tries full MNIST (on disk, then a bounded download) and falls back to the
+    bundled digits with one WARNING line."""
     if source == "bundled":
         return load_bundled()
     if source == "auto":
