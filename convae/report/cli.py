@@ -87,7 +87,7 @@ def markdown_report(
     ]
     parts += [
         f"![reconstructions](reconstructions.png)\n\nReconstructions of the first {RECON_DIGITS} "
-        "test digits by the lowest seed of each configuration.",
+        "test images by the lowest seed of each configuration.",
         "",
     ]
     if recon_notes:
