@@ -172,7 +172,9 @@ def stratified_split(
     return out
 
 
-def random_split(n: int, fractions: tuple[float, ...], generator: torch.Generator):
+def random_split(
+    n: int, fractions: tuple[float, ...], generator: torch.Generator
+) -> list[torch.Tensor]:
     """Index sets of sizes ``fractions`` of ``n``, for sources without classes."""
     perm = torch.randperm(n, generator=generator)
     bounds = [round(sum(fractions[:i]) * n) for i in range(len(fractions) + 1)]
