@@ -103,6 +103,25 @@ def test_jpeg_files_are_read_whatever_the_suffix_case(tmp_path):
     assert error.max() <= 3  # JPEG is lossy, but a flat colour survives it closely
 
 
+def test_exif_orientation_is_applied_so_images_load_upright(tmp_path):
+    pixels = rgb(8, 8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the viewer turns the stored pixels 90 degrees clockwise
+    Image.fromarray(pixels).save(tmp_path / "phone.png", exif=exif)
+    data = load_folder(tmp_path, image_size=8, grayscale=False, resize="none")
+    upright = np.rot90(pixels, k=-1)  # clockwise
+    assert torch.equal(data.images[0], torch.from_numpy(upright.copy()).permute(2, 0, 1))
+
+
+def test_hidden_files_and_folders_are_not_read_as_images(tmp_path):
+    kept = write_png(tmp_path / "a.png", rgb(8, 8))
+    (tmp_path / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble metadata")
+    write_png(tmp_path / ".ipynb_checkpoints" / "a-checkpoint.png", rgb(8, 8))
+    data = load_folder(tmp_path, image_size=8, grayscale=False, resize="none")
+    assert data.images.shape == (1, 3, 8, 8)
+    assert torch.equal(data.images[0], torch.from_numpy(kept).permute(2, 0, 1))
+
+
 @pytest.mark.parametrize("size", [(64, 48), (48, 64), (33, 50), (20, 10), (32, 32)])
 def test_resize_mode_matches_torchvision_resize_then_centre_crop(tmp_path, size):
     from torchvision import transforms

@@ -28,7 +28,15 @@ _WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # 16-bit greyscale PNGs o
 
 
 def _image_files(folder: Path) -> list[Path]:
-    found = (p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+    """PNG/JPEG files under ``folder``, hidden ones left out: macOS writes a ``._name.jpg``
+    metadata file beside each image on some disks, and those are not images."""
+    found = (
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
 
@@ -103,12 +111,14 @@ def _fit(image, path: Path, size: int, resize: str):
 
 def _read(path: Path, *, size: int, grayscale: bool, resize: str) -> np.ndarray:
     """One file as a uint8 (C, size, size) array."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:  # load() inside: a truncated file fails here, not later
         with Image.open(path) as image:
             image.load()
-            pixels = _to_mode(image, grayscale)
+            # upright, as image viewers show it: cameras store the pixels as the sensor read
+            # them and the rotation in an EXIF tag
+            pixels = _to_mode(ImageOps.exif_transpose(image), grayscale)
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... on bad data
         reason = " ".join(str(err).split())[:300]
         raise DataFileError(
