@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Timer
 from pytorch_lightning.loggers import Logger
 
 from convae.callbacks.checkerboard import CheckerboardScores
@@ -75,6 +75,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[pl.Callback]:
         GracefulInterrupt(run_dir / "checkpoints" / "last.ckpt"),
         ExactResume(run_dir / "checkpoints" / "last.ckpt"),
         LoggingStepIsGlobalStep(),
+        # A stopwatch (no limit): its elapsed training time is in every checkpoint, so a
+        # resumed run's train_time_s counts the time before each interruption too.
+        Timer(),
     ]
     if c.latent_space:
         callbacks.append(LatentSpace(n=c.artifact_digits, seed=cfg.seed))

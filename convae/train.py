@@ -16,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -107,6 +108,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.optim.lr,
     )
     overrides = run_overrides(run_dir, resumed=ckpt is not None)
+    train_time = None  # read before trainer.test, which loads the best checkpoint's Timer
     try:
         if ckpt is None:  # a resumed run has its hparams and step-0 numbers already
             if trainer.is_global_zero:
@@ -120,9 +122,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         else:
             log.info("Resuming in %s from %s", run_dir, ckpt)
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
+        train_time = train_time_s(trainer)
         metrics = final_metrics(cfg, trainer, module, dm)
     except SIGTERMException:
-        why = record_interrupt(cfg, run_dir, trainer, overrides)
+        why = record_interrupt(cfg, run_dir, trainer, overrides, train_time)
         raise Interrupted(why) from None
 
     checkpoint = trainer.checkpoint_callback
@@ -137,7 +140,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "image_channels": dm.shape.channels,
         "image_size": dm.shape.size,
         "params": module.num_parameters,
-        "wall_time_s": round(time.time() - started, 2),
+        "wall_time_s": round(time.time() - started, 2),  # this process, startup to test
+        "train_time_s": train_time,
         "global_step": trainer.global_step,
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "accelerator": type(trainer.accelerator).__name__,
@@ -229,9 +233,24 @@ def final_metrics(
     return metrics
 
 
+def train_time_s(trainer: pl.Trainer) -> float:
+    """Seconds of fitting (its validations included) summed over every segment of a run
+    that was interrupted and resumed, where wall_time_s is this process's alone: Lightning's
+    Timer carries the count in each checkpoint (one written before convae had the Timer
+    restarts it at the resume)."""
+    timer = next(cb for cb in trainer.callbacks if isinstance(cb, Timer))
+    return round(timer.time_elapsed("train"), 2)
+
+
 def record_interrupt(
-    cfg: DictConfig, run_dir: Path, trainer: pl.Trainer, overrides: list[str]
+    cfg: DictConfig,
+    run_dir: Path,
+    trainer: pl.Trainer,
+    overrides: list[str],
+    train_time: float | None = None,
 ) -> str:
+    """results.json says interrupted, with how to resume; ``train_time``: the fit's, if the
+    signal came after it (in the test stage)."""
     saved = next(cb.saved for cb in trainer.callbacks if isinstance(cb, GracefulInterrupt))
     if trainer.is_global_zero:
         write_json_atomic(
@@ -241,6 +260,7 @@ def record_interrupt(
                 "checkpoint": run_relative(saved, run_dir),
                 "resume": f"convae-train resume={run_dir}" if saved else "run it again",
                 "global_step": trainer.global_step,
+                "train_time_s": train_time_s(trainer) if train_time is None else train_time,
                 "config": to_container(cfg),
                 "overrides": overrides,
             },

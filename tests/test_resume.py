@@ -48,8 +48,17 @@ def test_a_run_killed_with_sigterm_resumes_to_the_same_metrics_and_lr_schedule(t
     killed = tmp_path / "killed"
     run_dir, interrupted = kill_in_second_epoch(killed, *args)
     assert 20 <= interrupted["global_step"] < 100
+    # The training time before the kill is in the checkpoint (Lightning's Timer): make it
+    # an hour, and the resumed run's train_time_s counts it.
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    (timer,) = [state for key, state in ckpt["callbacks"].items() if key.startswith("Timer")]
+    assert 0 < timer["time_elapsed"]["train"] <= interrupted["train_time_s"]
+    timer["time_elapsed"]["train"] = 3600.0
+    torch.save(ckpt, last)
 
     train(killed, f"resume={run_dir}")
+    assert 3600 < results(run_dir)["train_time_s"] < 3600 + results(run_dir)["wall_time_s"]
     # The run's own config files stay; the resume's composition goes beside them.
     assert "resume=" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
     (resumed,) = (run_dir / ".hydra").glob("resume-*/overrides.yaml")

@@ -20,7 +20,7 @@ from convae.results import RESULTS, results_shape_problem
 
 SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)
 JOB_COLUMNS = ["sweep", "job", "status", "error"]
-RUN_COLUMNS = ["params", "wall_time_s", "global_step"]
+RUN_COLUMNS = ["params", "wall_time_s", "train_time_s", "global_step"]
 
 
 class ReportError(Exception):
