@@ -75,7 +75,8 @@ def condensing_errors() -> bool:
     return os.environ.get(_CONDENSE) == "1"
 
 
-def run_cli(entry: Callable[[], Any], prog: str) -> Any:
+def run_cli(entry: Callable[[], Any], prog: str, more: Callable[[], str] | None = None) -> Any:
+    """``more``: what to add to the error line (a sweep's other failed jobs)."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1" and not condensing_errors():
         return entry()
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -86,5 +87,8 @@ def run_cli(entry: Callable[[], Any], prog: str) -> Any:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as err:
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+        line, extra = one_line(err), more() if more else ""
+        if extra:  # the first error keeps room for the rest
+            line = cap_line(cap_line(line, MAX_LINE_CHARS // 2) + extra, 2 * MAX_LINE_CHARS)
+        print(f"{prog}: error: {line}", file=sys.stderr)
         sys.exit(1)

@@ -48,6 +48,7 @@ from convae.config import PLUMBING_KEYS, SWEEP_EXISTING, ConfigError, flatten, t
 from convae.results import RESULTS, read_results
 from convae.resume import requeued_checkpoint
 from convae.run_lock import LOCK_NAME, FolderRefused, RunLock, acquire
+from convae.sweep_summary import remember_sweep_folder
 
 log = logging.getLogger("convae")
 
@@ -79,13 +80,13 @@ class SweepFolder(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if rank_zero_only.rank != 0:  # a DDP rank re-launched with the sweep's command line
             return
+        folder = Path(str(config.hydra.sweep.dir))
         try:
-            self._lock = claim_sweep_folder(
-                Path(str(config.hydra.sweep.dir)), str(config.get("sweep_existing", "refuse"))
-            )
+            self._lock = claim_sweep_folder(folder, str(config.get("sweep_existing", "refuse")))
         except ConfigError as err:
             # Hydra turns a callback's Exception into a warning and goes on: stop here.
             raise SystemExit(f"convae-train: error: {' '.join(str(err).split())}") from None
+        remember_sweep_folder(folder)  # a failed sweep's last line names all its failed jobs
         atexit.register(self._release)  # a failed job ends the sweep without the end hook
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -59,6 +59,7 @@ from convae.resume import (
 )
 from convae.run_lock import LOCK_NAME, FolderRefused
 from convae.sweep_folder import claim_run_folder, prepare_run_folder
+from convae.sweep_summary import unfinished_jobs
 from convae.tb_hparams import run_hparams
 from convae.threads import available_cores, capped_threads, default_threads
 
@@ -353,7 +354,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
 
 
 def main() -> None:
-    run_cli(hydra_main, "convae-train")
+    run_cli(hydra_main, "convae-train", more=unfinished_jobs)
 
 
 if __name__ == "__main__":

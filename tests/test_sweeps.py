@@ -46,14 +46,19 @@ def test_parallel_launchers_run_jobs_with_one_thread_each(tmp_path, launcher):
         assert "torch threads 1" in (job / "train.log").read_text()
 
 
-def test_a_failing_combination_does_not_stop_the_others(tmp_path):
-    proc, _, jobs = sweep(tmp_path, "data.noise_std=0,-1,0.5", "threads=1", check=False)
+def test_failing_combinations_do_not_stop_the_others_and_the_last_line_names_each(tmp_path):
+    proc, _, jobs = sweep(tmp_path, "data.noise_std=0,-1,0.5,-2", "threads=1", check=False)
     assert proc.returncode != 0
     status = {json.loads((j / "results.json").read_text())["config"]["data"]["noise_std"]:
               results(j) for j in jobs}  # fmt: skip
     assert status[0.0]["status"] == status[0.5]["status"] == "completed"
-    assert status[-1.0]["status"] == "failed"
+    assert status[-1.0]["status"] == status[-2.0]["status"] == "failed"
     assert status[-1.0]["error"].startswith("data.noise_std=-1.0 is invalid")
+    # Hydra raises the first failure alone; the line adds every job that did not complete
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("convae-train: error: data.noise_std=-1.0 is invalid")
+    assert last.endswith(" [2 of 4 jobs did not complete: data.noise_std=-1 (failed), "
+                         "data.noise_std=-2 (failed)]")  # fmt: skip
 
 
 def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
