@@ -255,6 +255,23 @@ def test_unfinished_job_is_listed_and_left_out_of_the_means(sweeps, tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_a_job_resumed_with_more_overrides_is_still_the_job_the_sweep_asked_for(
+    sweeps, tmp_path: Path
+) -> None:
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweeps["good"], copy)
+    job = next(p for p in sorted(copy.iterdir()) if "transposed,seed=1" in p.name)
+    steps = job_results(copy)[job.name]["global_step"] + 2
+    proc = run("convae-train", f"resume='{job}'", f"trainer.max_steps={steps}", "threads=1",
+               cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"trainer.max_steps={steps}" in job_results(copy)[job.name]["overrides"]
+    report(copy, "--metrics", "test/loss", cwd=tmp_path)
+    text = (copy / "report.md").read_text()
+    assert "jobs: 4 (4 completed)" in text and "not started" not in text
+
+
+@pytest.mark.slow
 def test_a_folder_without_results_is_refused_in_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

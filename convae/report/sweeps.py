@@ -37,6 +37,9 @@ class Job:
     metrics: dict[str, float] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    # what the sweep launched it with (.hydra/overrides.yaml); a resume's overrides
+    # (threads=2, a larger trainer.max_steps) are added to results.json's alone
+    launched_with: list[str] = field(default_factory=list)
 
 
 def read_yaml(path: Path) -> Any:
@@ -95,6 +98,7 @@ def read_job(sweep: Path, folder: Path) -> Job:
         metrics=metrics,
         results=results,
         overrides=[str(o) for o in results.get("overrides") or overrides],
+        launched_with=overrides,
     )
 
 
@@ -152,7 +156,7 @@ def read_sweep(sweep: Path) -> list[Job]:
         )
     expected = expected_overrides(sweep)
     if expected:
-        seen = {_job_identity(j.overrides) for j in jobs}
+        seen = {_job_identity(j.launched_with or j.overrides) for j in jobs}
         for overrides in expected:
             if _job_identity(overrides) not in seen:
                 name = ",".join(sorted(overrides))
