@@ -36,7 +36,6 @@ from typing import Any, NamedTuple
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -47,6 +46,7 @@ from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.loggers import build_loggers
 from convae.losses import reconstruction_loss
 from convae.models import ConvAutoencoder
+from convae.optimizers import build_optimizer
 from convae.precision import Precision, cpu_bf16_flags, resolve_precision, uses_gpu
 from convae.results import write_json_atomic
 from convae.threads import available_cores, default_threads
@@ -164,7 +164,7 @@ def plain_loop(cfg: DictConfig, images: torch.Tensor) -> tuple[torch.nn.Module, 
     """What a hand-written loop does per step: gather, noise, forward, loss, step (NCHW)."""
     torch.manual_seed(cfg.seed)
     net = ConvAutoencoder(**model_arguments(cfg))
-    opt = instantiate(cfg.optim)(params=net.parameters())
+    opt = build_optimizer(cfg.optim, net.parameters())
     bs, state = cfg.data.batch_size, {"perm": torch.randperm(len(images)), "pos": 0, "step": 0}
 
     def run(warmup: int, steps: int) -> float:

@@ -71,7 +71,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    # Built with hydra.utils.instantiate(cfg.optim, params=...): any torch optimizer works.
+    # Any torch.optim optimizer and its keyword arguments (plain values only), built by
+    # convae/optimizers.py, never by hydra.utils.instantiate: a stored config is data.
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
     lr: float = 1e-3  # the tutorial's Adam learning rate
@@ -129,7 +130,7 @@ def _no_scheduler() -> dict[str, Any]:
 
 
 SCHEDULER_INTERVALS = ("step", "epoch")
-SCHEDULER_KEYS = ("interval", "monitor")  # Lightning's, taken out before instantiate
+SCHEDULER_KEYS = ("interval", "monitor")  # Lightning's, not the scheduler's arguments
 
 
 @dataclass
@@ -159,10 +160,11 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    # A torch.optim.lr_scheduler class and its arguments (conf/scheduler/), built with
-    # hydra.utils.instantiate(...)(optimizer), plus Lightning's interval (step the schedule
-    # every training step or epoch) and monitor (ReduceLROnPlateau's metric). A plain dict:
-    # each scheduler has arguments of its own. _target_ null (the default): constant lr.
+    # A torch.optim.lr_scheduler class and its arguments (conf/scheduler/), built by
+    # convae/optimizers.py (class checked, plain arguments), plus Lightning's interval (step
+    # the schedule every training step or epoch) and monitor (ReduceLROnPlateau's metric).
+    # A plain dict: each scheduler has arguments of its own. _target_ null (the default):
+    # a constant lr.
     scheduler: dict[str, Any] = field(default_factory=_no_scheduler)
     # What convae-train returns to a sweeper (Optuna): a validation tag's final value, or a
     # list of tags for a multi-objective study (directions in hydra.sweeper.direction).
@@ -266,9 +268,9 @@ def check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 
 # Sections whose keys are handed on as keyword arguments, so the schema cannot list them:
-# optim is built with hydra.utils.instantiate(cfg.optim, params=...), and any torch
-# optimizer's arguments are welcome (optim._target_=torch.optim.SGD +optim.momentum=0.9);
-# scheduler likewise (scheduler=step scheduler.gamma=0.1).
+# optim is built by convae/optimizers.py (its class checked, its arguments plain values),
+# and any torch optimizer's arguments are welcome (optim._target_=torch.optim.SGD
+# +optim.momentum=0.9); scheduler likewise (scheduler=step scheduler.gamma=0.1).
 # trainer is deliberately not one: build_trainer passes default_root_dir, logger, callbacks,
 # num_sanity_val_steps, use_distributed_sampler and inference_mode itself (a duplicate is a
 # TypeError), and Trainer arguments such as accumulate_grad_batches or max_time would break
@@ -430,6 +432,7 @@ def validate(cfg: DictConfig) -> None:
     )
     check(d.num_workers >= 0, "data.num_workers", d.num_workers, "expected an int >= 0")
     check(math.isfinite(o.lr) and o.lr > 0, "optim.lr", o.lr, "expected a finite float > 0")
+    _check_optim(o)
     check(cfg.loss in LOSSES, "loss", cfg.loss, f"expected one of {', '.join(LOSSES)}")
     _check_threads(cfg.threads)
     check(
@@ -519,16 +522,22 @@ def _check_shape(cfg: DictConfig) -> None:
 
 
 def _check_scheduler(s: DictConfig) -> None:
-    target = s.get("_target_")
-    check(target is None or str(target).startswith("torch.optim.lr_scheduler."),
-          "scheduler._target_", target,
-          "expected a torch.optim.lr_scheduler class or null (scheduler=none, cosine, "
-          "step, plateau, onecycle)")  # fmt: skip
+    from convae.optimizers import scheduler_spec
+
+    scheduler_spec(s)  # a torch.optim.lr_scheduler class and plain arguments, or null
     check(s.get("interval", "step") in SCHEDULER_INTERVALS, "scheduler.interval",
           s.get("interval"), "expected step or epoch")  # fmt: skip
     monitor = s.get("monitor")
     check(monitor is None or str(monitor).startswith("val/"), "scheduler.monitor", monitor,
           "expected a val/ metric, e.g. val/loss")  # fmt: skip
+
+
+def _check_optim(optim: DictConfig) -> None:
+    """A torch.optim class and plain arguments: a resumed run's optim comes from its
+    checkpoint, which must never build objects (convae/optimizers.py)."""
+    from convae.optimizers import optimizer_spec
+
+    optimizer_spec(optim)
 
 
 def _check_threads(threads: int | None) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio
@@ -16,10 +16,33 @@ from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.losses import LOSSES, LossFn
 from convae.metrics.ssim import FastSSIM
 from convae.models import ConvAutoencoder, count_parameters
+from convae.optimizers import build_optimizer, build_scheduler, scheduler_spec
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss, or the model's weights after an optimizer step, became NaN or
+    infinite."""
+
+
+DIVERGED = "training diverged"  # every TrainingDiverged message starts with this
+
+
+def non_finite(tensors: Iterable[tuple[str, Any]]) -> list[str]:
+    """The names of the floating-point tensors among ``tensors`` that hold NaN or inf."""
+    return [
+        name
+        for name, t in tensors
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(t.isfinite().all())
+    ]
+
+
+def _optimizer_tensors(states: Any) -> Iterator[tuple[str, Any]]:
+    """(name, tensor) of every optimizer state tensor in a checkpoint's optimizer_states."""
+    for i, state in enumerate(states or ()):
+        per_param = state.get("state", {}) if isinstance(state, dict) else {}
+        for param, slots in per_param.items():
+            for slot, t in slots.items() if isinstance(slots, dict) else ():
+                yield f"optimizer {i} param {param} {slot}", t
 
 
 def eval_metrics(prefix: str) -> nn.ModuleDict:
@@ -87,6 +110,7 @@ class AutoencoderModule(pl.LightningModule):
         self.test_metrics = eval_metrics("test")
         self.test_clean_metrics = eval_metrics("test_clean")
         self._last_finite_loss: torch.Tensor | None = None
+        self._last_batch: torch.Tensor | None = None  # the latest training batch
         self.validated_at_step = -1  # global step of the latest validation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,19 +137,82 @@ class AutoencoderModule(pl.LightningModule):
         return targets, targets
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        self._last_batch = batch  # a reference, no copy: check_finite_outputs' probe
         inputs, targets = self._training_pair(batch)
         loss = self.loss_fn(self(inputs).float(), targets)
         if not torch.isfinite(loss):
             # Stop before the optimizer step and before any checkpoint sees the model.
-            last = "none" if self._last_finite_loss is None else f"{self._last_finite_loss:.4g}"
             raise TrainingDiverged(
-                f"training loss is {loss.item()} at step {self.global_step} (last finite loss: "
-                f"{last}); try a lower optim.lr (now {self.hparams.optim['lr']}) or check the "
-                "inputs for NaN/inf"
+                f"{DIVERGED}: training loss is {loss.item()} at step {self.global_step} "
+                f"({self._last_loss_text()}); {self._hint()}"
             )
         self._last_finite_loss = loss.detach()
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def _last_loss_text(self) -> str:
+        last = self._last_finite_loss
+        return f"last finite loss: {'none' if last is None else f'{float(last):.4g}'}"
+
+    def _hint(self) -> str:
+        lr = (self.hparams.get("optim") or {}).get("lr")
+        return f"try a lower optim.lr (now {lr}) or check the inputs for NaN/inf"
+
+    def check_finite_weights(self, when: str, extra: Iterable[tuple[str, Any]] = ()) -> None:
+        """Raises TrainingDiverged when a weight (or buffer, or ``extra`` tensor) is NaN or
+        inf. A finite loss does not vouch for the optimizer step it drives: a huge learning
+        rate makes the weights NaN in that step, and the next training_step sees it only
+        after a validation or a checkpoint has used them."""
+        bad = non_finite(self.net.named_parameters()) + non_finite(self.net.named_buffers())
+        bad += non_finite(extra)
+        if self._any_rank(bool(bad)):
+            what = f"{bad[0]}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; " if bad else ""
+            raise TrainingDiverged(
+                f"{DIVERGED}: the model's weights are NaN/inf after step {self.global_step} "
+                f"({what}{self._last_loss_text()}), found before {when}; {self._hint()}; "
+                "no checkpoint was written from them"
+            )
+
+    def check_finite_outputs(self, when: str) -> None:
+        """Raises TrainingDiverged when the model, as it is now, gives a NaN/inf loss on the
+        last training batch. Finite weights can still be huge enough (one step of a huge
+        learning rate) that every output overflows: then no loss of these weights has been
+        seen unless a validation ran since the last step. One forward pass of one batch,
+        done only where weights leave training without a validation (a checkpoint saved
+        at the end of training, on an interrupt, or between validations)."""
+        if self._last_batch is None or self.validated_at_step == self.global_step:
+            return
+        targets = to_unit(self._last_batch)
+        with torch.no_grad(), torch.autocast(targets.device.type, enabled=False):
+            loss = self.loss_fn(self(targets).float(), targets)
+        if self._any_rank(not bool(torch.isfinite(loss))):
+            raise TrainingDiverged(
+                f"{DIVERGED}: the model's loss on the last training batch is {loss.item()} "
+                f"after step {self.global_step} ({self._last_loss_text()}), found before "
+                f"{when}; {self._hint()}; no checkpoint was written from it"
+            )
+
+    def _any_rank(self, flag: bool) -> bool:
+        """``flag`` on any process: under DDP every process raises, or none does."""
+        trainer = self._trainer
+        return trainer.strategy.reduce_boolean_decision(flag, all=False) if trainer else flag
+
+    def on_train_end(self) -> None:
+        self._last_batch = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this while it assembles every checkpoint (ModelCheckpoint's best
+        # and last, the interrupt's last.ckpt, trainer.save_checkpoint), before any file is
+        # opened: raising here leaves no file at all.
+        when = "a checkpoint save"
+        self.check_finite_weights(when, _optimizer_tensors(checkpoint.get("optimizer_states")))
+        self.check_finite_outputs(when)
+
+    def on_validation_start(self) -> None:
+        self.check_finite_weights("a validation")
+
+    def on_test_start(self) -> None:
+        self.check_finite_weights("the test")
 
     def _eval_step(self, batch: Any, metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
         """Updates the split's metrics; returns the batch's inputs and reconstructions for
@@ -141,6 +228,15 @@ class AutoencoderModule(pl.LightningModule):
         return self._eval_step(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
+        # After the callbacks' pictures of this validation (they draw NaN outputs without
+        # failing), before ModelCheckpoint's save at on_validation_end.
+        loss = self.val_metrics["val/loss"].compute()  # all processes' batches
+        if not bool(torch.isfinite(loss)):
+            raise TrainingDiverged(
+                f"{DIVERGED}: validation loss is {loss.item()} at step {self.global_step} "
+                f"({self._last_loss_text()}); {self._hint()}; no checkpoint was written "
+                "from this model"
+            )
         self.validated_at_step = self.global_step
 
     def test_step(
@@ -164,17 +260,21 @@ class AutoencoderModule(pl.LightningModule):
         return max(1, batches * trainer.max_epochs)
 
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optim)(params=self.parameters())
-        arguments = dict(self.hparams.get("scheduler") or {})
-        if not arguments.get("_target_"):
+        # Built from checked classes and plain arguments, never instantiate: hparams may
+        # come from a checkpoint someone else wrote (convae/optimizers.py).
+        optimizer = build_optimizer(self.hparams.optim, self.parameters())
+        settings = self.hparams.get("scheduler") or {}
+        spec = scheduler_spec(settings)
+        if spec is None:
             return optimizer
-        lightning = {k: arguments.pop(k) for k in SCHEDULER_KEYS if k in arguments}
+        cls, arguments = spec
+        lightning = {k: settings.get(k) for k in SCHEDULER_KEYS}
         for total in ("T_max", "total_steps"):  # null: the whole run (cosine, one-cycle)
             if total in arguments and arguments[total] is None:
                 arguments[total] = self._run_steps()
         schedule: dict[str, Any] = {
-            "scheduler": instantiate(arguments)(optimizer),
-            "interval": lightning.get("interval", "step"),
+            "scheduler": build_scheduler(cls, arguments, optimizer),
+            "interval": lightning["interval"] or "step",
             "name": "lr",  # LearningRateMonitor's tag
         }
         if lightning.get("monitor"):

@@ -50,6 +50,13 @@ REFUSED = [
     (["data.split_seed=-1"], "data.split_seed"),
     ([f"data.source={LONG}"], "data.source"),
     ([f"data.root={LONG}", f"data.source={LONG}"], "data.source"),
+    (["optim._target_=torch.optim.Adamm"], "optim._target_"),  # a typo, before data loads
+    (["optim._target_=pathlib.Path.write_text"], "optim._target_"),
+    (["optim._target_=torch.optim.lr_scheduler.StepLR"], "optim._target_"),
+    (["+optim.capturable={_target_:builtins.open,_args_:[x,w]}"], "optim.capturable"),
+    (["+optim._args_=[1]"], "optim._args_"),
+    (["scheduler=step", "scheduler._target_=torch.optim.Adam"], "scheduler._target_"),
+    (["scheduler=step", "+scheduler.gamma={_target_:builtins.open}"], "scheduler.gamma"),
 ]
 
 
@@ -84,10 +91,11 @@ def test_seeds_up_to_the_top_of_seed_everythings_range_are_accepted(compose):
 
 def test_optimizer_arguments_can_still_be_added_to_optim(compose):
     import torch
-    from hydra.utils import instantiate
+
+    from convae.optimizers import build_optimizer
 
     cfg = compose("optim._target_=torch.optim.SGD", "+optim.momentum=0.9")  # validated
-    opt = instantiate(cfg.optim)(params=[torch.nn.Parameter(torch.zeros(1))])
+    opt = build_optimizer(cfg.optim, [torch.nn.Parameter(torch.zeros(1))])
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
 
 
