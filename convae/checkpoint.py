@@ -125,8 +125,15 @@ def run_relative(path: str | Path | None, run_dir: str | Path) -> str | None:
 def in_run(recorded: str, run_dir: str | Path) -> Path:
     """A file a run folder recorded, as it is now: relative values resolve against the
     folder; an absolute one (written before runs were relocatable) becomes the same file
-    name under the folder's checkpoints/."""
+    name under the folder's checkpoints/. One that leads out of the folder (``../x``, or a
+    link) is refused: results.json is data, and may come from anyone."""
     path = Path(recorded)
     if path.is_absolute():
         return Path(run_dir) / "checkpoints" / path.name
-    return Path(run_dir) / path
+    found = Path(run_dir) / path
+    if not found.resolve().is_relative_to(Path(run_dir).resolve()):
+        why = f"recorded as {recorded!r}, which lies outside the run folder {run_dir}"
+        raise CheckpointError(
+            found, f"refused: {why}; convae reads only a run's own files", REFUSED
+        )
+    return found

@@ -180,6 +180,9 @@ class TrainConfig:
     # (completed jobs skipped, unfinished ones resumed, failed ones started again cleanly)
     # or overwrite (the folder's old contents removed first). See convae/sweep_folder.py.
     sweep_existing: str = "refuse"
+    # A run folder that holds files with the names convae writes (metrics.csv, checkpoints/,
+    # results.json, ...) but no convae run is refused; true removes those files instead.
+    replace_unknown_files: bool = False
 
 
 @dataclass
@@ -220,6 +223,7 @@ PLUMBING_KEYS = (
     "resume",
     "ckpt_path",
     "sweep_existing",
+    "replace_unknown_files",
     "optimized_metric",
 )
 

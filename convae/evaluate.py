@@ -31,6 +31,7 @@ from convae.finished_run import FinishedRun
 from convae.metrics.checkerboard import checkerboard_scores
 from convae.module import AutoencoderModule, eval_metrics, update_eval_metrics
 from convae.results import write_atomic, write_json_atomic
+from convae.run_lock import refuse_links
 from convae.threads import default_threads
 
 log = logging.getLogger("convae")
@@ -117,6 +118,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     started = time.time()
     validate_eval(cfg)
     ckpt, run_dir = find_checkpoint(str(cfg.ckpt))
+    refuse_links(run_dir, EVAL_DIR)  # eval/ and its files: written in the run, never via a link
     torch.set_num_threads(cfg.threads or default_threads())
     module = load_module(ckpt)
     config = module.hparams.config

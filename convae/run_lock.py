@@ -8,6 +8,11 @@ exclusive ``flock`` on it until it releases it (the kernel drops that lock when 
 dies). A second process reads the holder from the file and gets a one-line error naming it.
 A lock whose process is gone (same host, dead pid, no flock held) is stale: it is taken over
 with a warning. A lock from another host is never taken over: its pid means nothing here.
+
+Nothing is ever written through a link: the lock is created and reopened with O_NOFOLLOW
+and must be a regular file, and a folder holding a symbolic link anywhere inside is refused
+before anything is written there (``refuse_links``): every file convae writes in a run or
+sweep folder is its own, so a link there can only send its writes elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -51,6 +57,7 @@ class RunLock:
     folder: Path
     fd: int
     pid: int
+    stale: bool = False  # taken over from a process that died: the folder was convae's
 
     @property
     def path(self) -> Path:
@@ -86,7 +93,7 @@ def acquire(folder: str | Path, what: str = "run folder") -> RunLock:
     path = folder / LOCK_NAME
     for _ in range(_ATTEMPTS):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
             pass
         else:
@@ -104,11 +111,19 @@ def _take_over_if_stale(path: Path, folder: Path, what: str) -> RunLock | None:
     """The existing lock file: raises FolderLocked if its holder may be alive, returns the
     lock taken over if it is stale, None if the file vanished or is being written."""
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None  # released meanwhile
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise _not_a_lock(path, "a symbolic link") from None
+        if err.errno == errno.EISDIR:
+            raise _not_a_lock(path, "a folder") from None
+        raise
     keep = False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _not_a_lock(path, "not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             flocked = True
@@ -142,19 +157,53 @@ def _take_over_if_stale(path: Path, folder: Path, what: str) -> RunLock | None:
         )
         _write(fd, holder_info())
         keep = True
-        return RunLock(folder, fd, os.getpid())
+        return RunLock(folder, fd, os.getpid(), stale=True)
     finally:
         if not keep:
             os.close(fd)
 
 
+def _not_a_lock(path: Path, what: str) -> FolderRefused:
+    return FolderRefused(
+        f"{path} is {what}, not a convae lock: convae never opens it for writing; remove it "
+        "if no convae process uses the folder"
+    )
+
+
+def refuse_links(folder: str | Path, only: str | None = None, what: str = "run folder") -> None:
+    """Raises FolderRefused naming the first symbolic link inside ``folder`` (or inside its
+    entry ``only``, that entry included). The folder itself may sit under a linked path:
+    only what is inside is convae's to write."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    top = folder if only is None else folder / only
+    if top.is_symlink():
+        raise _link_inside(top, folder, what)
+    for root, dirs, files in os.walk(top):  # followlinks=False: a linked dir not entered
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            if path.is_symlink():
+                raise _link_inside(path, folder, what)
+
+
+def _link_inside(path: Path, folder: Path, what: str) -> FolderRefused:
+    return FolderRefused(
+        f"{path} is a symbolic link inside the {what} {folder}: convae writes only its own "
+        "files there and never through a link; remove the link or choose another folder"
+    )
+
+
 def read_holder(folder: str | Path) -> dict[str, Any] | None:
     """The recorded holder of ``folder``'s lock, or None if it has none (or unreadable)."""
     try:
-        data = json.loads((Path(folder) / LOCK_NAME).read_text())
-    except (OSError, ValueError):
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
+    try:
+        return _read(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    finally:
+        os.close(fd)
 
 
 def _describe(holder: dict[str, Any]) -> str:

@@ -44,10 +44,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
+from convae.checkpoint import CheckpointError, read_checkpoint
 from convae.config import PLUMBING_KEYS, SWEEP_EXISTING, ConfigError, flatten, to_container
 from convae.results import RESULTS, read_results
 from convae.resume import requeued_checkpoint
-from convae.run_lock import LOCK_NAME, FolderRefused, RunLock, acquire
+from convae.run_lock import LOCK_NAME, FolderRefused, RunLock, acquire, refuse_links
 from convae.sweep_summary import remember_sweep_folder
 
 log = logging.getLogger("convae")
@@ -64,6 +65,7 @@ RUN_FILES = (
     "projector_config.pbtxt",
     "mlflow_run_id",
 )
+RUN_STATES = ("completed", "failed", "interrupted")  # what convae-train records
 EVENTS = "events.out.tfevents.*"
 PROJECTOR_DATA = "[0-9][0-9][0-9][0-9][0-9]"  # add_embedding's <step>/ folders
 
@@ -106,6 +108,8 @@ def claim_sweep_folder(folder: Path, existing: str) -> RunLock:
         raise ConfigError(
             f"sweep_existing={existing!r} is invalid: expected one of {', '.join(SWEEP_EXISTING)}"
         )
+    if existing == "continue":  # its job folders are written again: none through a link
+        refuse_links(folder, what="sweep folder")
     lock = acquire(folder, "sweep folder")
     try:
         old = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
@@ -154,11 +158,23 @@ def claim_run_folder(run_dir: Path) -> RunLock | None:
     """The run folder's lock, taken before convae writes anything there (the caller
     releases it on every exit, SIGTERM's SystemExit included); raises FolderLocked while
     another process holds it. Only global rank 0 locks (and then prepares the folder): DDP
-    re-launches ranks > 0 into the same folder, with RANK/LOCAL_RANK set."""
-    return acquire(run_dir) if rank_zero_only.rank == 0 else None
+    re-launches ranks > 0 into the same folder, with RANK/LOCAL_RANK set. A folder with a
+    symbolic link inside is refused first: nothing is written through one."""
+    if rank_zero_only.rank != 0:
+        return None
+    refuse_links(run_dir)
+    lock = acquire(run_dir)
+    try:
+        refuse_links(run_dir)  # a link made while we claimed it
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
-def prepare_run_folder(cfg: DictConfig, run_dir: Path, in_sweep: bool) -> dict[str, Any] | None:
+def prepare_run_folder(
+    cfg: DictConfig, run_dir: Path, in_sweep: bool, lock: RunLock | None = None
+) -> dict[str, Any] | None:
     """The per-job part of ``sweep_existing`` (see the table above), under the folder's
     lock: the results of a sweep job that completed earlier (nothing is to run), or None
     when the run is to train (resuming, or from scratch in a cleared folder). Raises
@@ -179,6 +195,12 @@ def prepare_run_folder(cfg: DictConfig, run_dir: Path, in_sweep: bool) -> dict[s
     if requeued_checkpoint(run_dir) is not None:
         return None  # train() resumes from its last.ckpt (a requeue, or continue)
     stale = run_files(run_dir)
+    if stale and not cfg.get("replace_unknown_files") and not _written_by_convae(run_dir, lock):
+        raise FolderRefused(
+            f"{run_dir} holds {', '.join(p.name for p in stale)} but no convae run (no "
+            "results.json of a run, no convae checkpoint): convae replaces only its own files; "
+            "choose another folder, or pass replace_unknown_files=true to remove those"
+        )
     if stale:
         log.warning(
             "%s: %s run with nothing to resume from: removing %s and starting it again",
@@ -192,6 +214,23 @@ def prepare_run_folder(cfg: DictConfig, run_dir: Path, in_sweep: bool) -> dict[s
             else:
                 path.unlink()
     return None
+
+
+def _written_by_convae(run_dir: Path, lock: RunLock | None) -> bool:
+    """Whether the folder's run files are a convae run's: a results.json of a run's shape,
+    a checkpoint convae can load, or a lock left by a convae process that died."""
+    record = read_results(run_dir)
+    if lock is not None and lock.stale:
+        return True
+    if record.get("status") in RUN_STATES:
+        return True
+    for ckpt in sorted((run_dir / "checkpoints").glob("*.ckpt")):
+        try:
+            read_checkpoint(ckpt)
+            return True
+        except CheckpointError:
+            continue
+    return False
 
 
 def run_files(run_dir: Path) -> list[Path]:

@@ -40,6 +40,7 @@ from convae.config import (
     validate,
 )
 from convae.data.datamodule import ImageDataModule
+from convae.hydra_record import Composition
 from convae.loggers import build_loggers, log_run_file, log_run_params
 from convae.module import AutoencoderModule, eval_metrics
 from convae.precision import resolve_precision
@@ -75,13 +76,15 @@ class Interrupted(SystemExit):
         self.why = why
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, composition: Composition | None = None) -> dict[str, Any]:
     check_known_keys(cfg)  # this command line's +keys: a resume goes on with the saved config
     ckpt = resume_checkpoint(cfg) or requeued_checkpoint(run_dir)
     if ckpt is not None:
         cfg = config_for_resume(cfg, ckpt, HydraConfig.get().overrides.task)
     validate(cfg)  # before any data is loaded or model built
     check_monitor(cfg, run_dir)
+    if composition is not None and rank_zero_only.rank == 0:
+        composition.save(run_dir)  # accepted: Hydra's record of this command (.hydra/)
     requested = precision_to_resume(cfg.trainer.precision, ckpt)
     precision = resolve_precision(requested, cfg.trainer.accelerator)
     log.info("precision %s: %s", precision.value, precision.reason)
@@ -253,6 +256,9 @@ def record_interrupt(
     """results.json says interrupted, with how to resume; ``train_time``: the fit's, if the
     signal came after it (in the test stage)."""
     saved = next(cb.saved for cb in trainer.callbacks if isinstance(cb, GracefulInterrupt))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if saved is None and train_time is not None and last.is_file():
+        saved = last  # stopped in the test stage: the fit's last checkpoint resumes it
     if trainer.is_global_zero:
         write_json_atomic(
             run_dir / RESULTS,
@@ -299,6 +305,17 @@ def _container_or_raw(cfg: DictConfig) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=False)
 
 
+def close_run_log(run_dir: Path) -> None:
+    """Closes the log files Hydra opened inside ``run_dir`` (train.log), so that no later
+    record of this process reaches a folder it was refused."""
+    root, inside = logging.getLogger(), run_dir.absolute()
+    for handler in list(root.handlers):
+        name = getattr(handler, "baseFilename", None)
+        if name and inside in Path(name).parents:
+            root.removeHandler(handler)
+            handler.close()
+
+
 def _remove_if_empty(run_dir: Path) -> None:
     """A single run rejected for its config leaves no folder behind (Hydra made it), nor
     the empty date folders above it, up to (not including) outputs/ (conf/train.yaml's
@@ -324,20 +341,22 @@ register_configs()
 def hydra_main(cfg: DictConfig) -> float | list[float] | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    composition = Composition.capture(cfg)  # as composed, before a resume or threads change it
     lock = None  # one writer per run folder (convae/sweep_folder.py), held to the end
     try:
         lock = claim_run_folder(run_dir)  # None on DDP ranks > 0: rank 0 holds it
-        done = prepare_run_folder(cfg, run_dir, hc.mode == RunMode.MULTIRUN) if lock else None
+        in_sweep = hc.mode == RunMode.MULTIRUN
+        done = prepare_run_folder(cfg, run_dir, in_sweep, lock) if lock else None
         if done is not None:  # a sweep job that completed earlier: nothing run or written
             return objective(cfg, done["metrics"])
-        results = train(cfg, run_dir)
+        results = train(cfg, run_dir, composition)
     except Interrupted as stop:
         if hc.mode != RunMode.MULTIRUN:
             raise
         raise JobInterrupted(stop.why) from None
     except Exception as err:
         if isinstance(err, FolderRefused):
-            pass  # another process's folder, or a run not to overwrite: left untouched
+            close_run_log(run_dir)  # another process's folder, or not ours: left untouched
         elif isinstance(err, ConfigError) and hc.mode != RunMode.MULTIRUN:
             _remove_if_empty(run_dir)
         else:
