@@ -2,12 +2,14 @@
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from helpers import BIN, THREADS, events, results, run_script, scalars, train
 
@@ -189,3 +191,40 @@ def test_a_run_with_extra_optimizer_arguments_resumes_with_them(tmp_path):
     train(tmp_path, "trainer.max_steps=6", f"resume={run_dir}")
     res = results(run_dir)
     assert res["global_step"] == 6 and res["config"]["optim"]["momentum"] == 0.9
+
+
+class _SigtermInTest(pl.Callback):
+    """SIGTERM to this process as the test stage starts, as a scheduler could send it."""
+
+    def on_test_batch_start(self, *args) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_an_interrupt_in_the_test_stage_says_how_to_resume(tmp_path, compose, torch_threads):
+    """The fit is over and its last.ckpt saved: the record names it, not "run it again"."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from convae.build import build_datamodule, build_module, build_trainer
+    from convae.loggers import build_loggers
+    from convae.train import record_interrupt
+
+    torch_threads(1)
+    cfg = compose("data.source=bundled", "trainer.max_steps=2", "data.eval_batch_size=100",
+                  "callbacks.latent_space=false",
+                  "trainer.enable_progress_bar=false")  # fmt: skip
+    dm, module = build_datamodule(cfg), build_module(cfg)
+    dm.setup()
+    trainer = build_trainer(cfg, tmp_path, build_loggers(cfg.logger, tmp_path))
+    trainer.fit(module, datamodule=dm)
+    trainer.callbacks.append(_SigtermInTest())
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SIGTERMException):
+            trainer.test(module, datamodule=dm)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    why = record_interrupt(cfg, tmp_path, trainer, [], train_time=1.0)
+    assert f"resume with convae-train resume={tmp_path}" in why
+    record = results(tmp_path)
+    assert record["status"] == "interrupted" and record["checkpoint"] == "checkpoints/last.ckpt"
+    assert record["resume"] == f"convae-train resume={tmp_path}"
