@@ -160,7 +160,7 @@ def test_results_json_of_the_wrong_shape_is_a_run_of_unknown_state(tmp_path, cap
     (record,) = caplog.records  # said once, however often it is read
     assert f"results.json holds {name}, not an object" in record.getMessage()
     job = read_job(tmp_path.parent, tmp_path)
-    assert (job.status, job.error) == ("failed", f"results.json holds {name}, not an object")
+    assert (job.status, job.error) == ("unreadable", f"results.json holds {name}, not an object")
 
 
 def test_a_rejected_run_folder_goes_with_its_empty_parents_but_not_outputs(tmp_path, monkeypatch):

@@ -5,11 +5,18 @@ unfinished, so a table never silently hides a crashed or still-running job. Jobs
 by the config keys that vary across them, ``seed`` excepted, and each final metric is shown
 as mean ± sample std over the seeds of a configuration.
 
+A partial sweep gets a report of what completed; the other jobs are listed by state
+(failed, interrupted, unfinished, unreadable, not started), and every file that cannot be
+read (a results.json, metrics.csv or event file) is named in one line, on stderr and in
+report.md. With no job completed, report.md and report.csv list the jobs and the command
+exits 1; an output folder that takes no files is one line, exit 2, and nothing is replaced.
+
 Outputs (in ``--out``, default the first sweep folder), each written atomically:
 ``report.md``, ``report.csv`` (one row per job, raw values), ``report.tex`` (booktabs),
 ``report.png`` (bar charts with error bars), ``reconstructions.png`` (the same test digits
 reconstructed by every configuration), and ``curves.png`` with ``curves.csv`` (learning
-curves, mean ± std over seeds, from the event files).
+curves, mean ± std over seeds, from metrics.csv or the event files). All are written in full
+under temporary names, then renamed.
 
 The package: ``sweeps`` reads the folders, ``tables`` groups and formats, ``figures`` draws,
 ``curves`` reads and draws the learning curves, ``cli`` ties them into the command

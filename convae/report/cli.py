@@ -1,11 +1,21 @@
-"""The convae-report command: reads the sweeps, writes the five report files."""
+"""The convae-report command: reads the sweeps, writes the report files.
+
+A partial sweep still gets a report: of the jobs that completed, with the others listed by
+their state (failed, interrupted, unfinished, unreadable, not started), and every file that
+could not be read named in one line (a warning on stderr, and in report.md). With no job
+completed, report.md and report.csv list the jobs and the command exits 1 with one line;
+an output folder that cannot be written is one line and exit 2, and nothing is replaced.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +30,10 @@ from convae.report.sweeps import (
     JOB_COLUMNS,
     RUN_COLUMNS,
     SOURCE_USED,
+    BadFile,
     ReportError,
     jobs_frame,
+    one_line,
     read_sweep,
     sweep_overrides,
 )
@@ -38,6 +50,24 @@ from convae.report.tables import (
 from convae.results import write_atomic
 
 PROG = "convae-report"
+NO_JOB_COMPLETED = 1  # the exit status when there is nothing to tabulate; 2: a usage error
+
+
+@dataclass
+class Report:
+    """What build_report did: the files it wrote, the jobs by state and the files it could
+    not read."""
+
+    paths: list[Path] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    bad_files: list[BadFile] = field(default_factory=list)
+
+    @property
+    def completed(self) -> int:
+        return self.counts.get("completed", 0)
+
+    def tally(self) -> str:
+        return ", ".join(f"{n} {state}" for state, n in self.counts.items())
 
 
 def _problem_lines(frame: pd.DataFrame) -> list[str]:
@@ -50,14 +80,23 @@ def _problem_lines(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def markdown_report(
-    sweeps: Sequence[Path],
-    frame: pd.DataFrame,
-    summary: pd.DataFrame,
-    keys: Sequence[str],
-    metrics: Sequence[str],
-    recon_notes: Sequence[str],
-) -> str:
+def _shown(path: Path, sweeps: Sequence[Path]) -> str:
+    """A file named relative to its sweep (with the sweep when the report has several)."""
+    for sweep in sweeps:
+        if path.is_relative_to(sweep):
+            inside = path.relative_to(sweep)
+            return str(inside) if len(sweeps) == 1 else str(sweep / inside)
+    return str(path)
+
+
+def _bad_file_lines(bad_files: Sequence[BadFile], sweeps: Sequence[Path]) -> list[str]:
+    if not bad_files:
+        return []
+    lines = [f"- `{_shown(b.path, sweeps)}`: {' '.join(b.reason.split())}" for b in bad_files]
+    return ["## Unreadable files", "", *lines, ""]
+
+
+def _header(sweeps: Sequence[Path], frame: pd.DataFrame) -> list[str]:
     counts = frame["status"].value_counts()
     parts = ["# convae sweep report", ""]
     for sweep in sweeps:
@@ -66,7 +105,30 @@ def markdown_report(
             f"- sweep `{sweep}`" + (f": `convae-train -m {overrides}`" if overrides else "")
         )
     tally = ", ".join(f"{v} {k}" for k, v in counts.items())
-    parts += [f"- jobs: {len(frame)} ({tally})", ""]
+    return [*parts, f"- jobs: {len(frame)} ({tally})", ""]
+
+
+def jobs_list_report(
+    sweeps: Sequence[Path], frame: pd.DataFrame, bad_files: Sequence[BadFile] = ()
+) -> str:
+    """report.md of sweeps where no job completed: the jobs by state, the unreadable files."""
+    parts = _header(sweeps, frame)
+    parts += ["No job completed: there is nothing to tabulate or draw.", ""]
+    parts += ["## Failed or unfinished jobs", "", *_problem_lines(frame), ""]
+    parts += _bad_file_lines(bad_files, sweeps)
+    return "\n".join(parts)
+
+
+def markdown_report(
+    sweeps: Sequence[Path],
+    frame: pd.DataFrame,
+    summary: pd.DataFrame,
+    keys: Sequence[str],
+    metrics: Sequence[str],
+    recon_notes: Sequence[str],
+    bad_files: Sequence[BadFile] = (),
+) -> str:
+    parts = _header(sweeps, frame)
     grouped = ", ".join(f"`{k}`" for k in keys) or "nothing (one configuration)"
     parts += [
         f"Configurations differ in {grouped}. Each cell is mean ± sample std (ddof=1) over the "
@@ -79,6 +141,7 @@ def markdown_report(
     problems = _problem_lines(frame)
     if problems:
         parts += ["## Failed or unfinished jobs", "", *problems, ""]
+    parts += _bad_file_lines(bad_files, sweeps)
     parts += ["## Figures", "", "![metrics](report.png)", ""]
     parts += [
         "![learning curves](curves.png)\n\nLearning curves, mean ± std over seeds "
@@ -100,39 +163,57 @@ def build_report(
     out: Path,
     wanted: Sequence[str] | None,
     curve_tags: Sequence[str] = DEFAULT_CURVES,
+    report: Report | None = None,
 ) -> list[Path]:
-    """Read the sweeps, write the report files into ``out``; returns their paths."""
+    """Read the sweeps, write the report files into ``out``; returns their paths. With no
+    job completed, writes only the list of jobs (report.md, report.csv). ``report``, when
+    given, is filled in as it goes: the jobs by state and the files that could not be read
+    (so the caller can name them even when writing fails)."""
+    report = Report() if report is None else report
     jobs = [job for sweep in sweeps for job in read_sweep(sweep)]
+    report.bad_files += [bad for job in jobs for bad in job.bad_files]
     frame = jobs_frame(jobs, sweeps)
+    report.counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
     config_keys = sorted(
         ({k for j in jobs for k in flatten(j.config)} - set(PLUMBING_KEYS)) | {SOURCE_USED}
     )
-    completed = frame[frame["status"] == "completed"].copy()
     all_metrics = sorted({m for j in jobs for m in j.metrics}, key=metric_order)
-    metrics = metric_names(
-        [m for m in all_metrics if completed[m].notna().any()] if len(completed) else [], wanted
-    )
-    table_keys = [k for k in varying_keys(completed, config_keys) if k != SEED]
-    for key in table_keys:  # a key absent from some configs is a value of its own
-        completed[key] = completed[key].map(lambda v: "–" if _missing(v) else v)
     csv_keys = varying_keys(frame, config_keys)
     if SEED in frame and SEED not in csv_keys:
         csv_keys.append(SEED)
+    run_columns = [c for c in RUN_COLUMNS if c in frame]
+    csv = frame[[*JOB_COLUMNS, *csv_keys, *run_columns, *all_metrics]]
+    completed = frame[frame["status"] == "completed"].copy()
+    if report.completed:  # a --metrics that names nothing is refused before any write
+        metrics = metric_names([m for m in all_metrics if completed[m].notna().any()], wanted)
+    writable_folder(out)  # before the slow part: checkpoints, data, event files
+    if not report.completed:
+        outputs = {
+            "report.md": jobs_list_report(sweeps, frame, report.bad_files),
+            "report.csv": csv.to_csv(index=False),
+        }
+        report.paths = write_all(out, outputs)
+        return report.paths
+
+    table_keys = [k for k in varying_keys(completed, config_keys) if k != SEED]
+    for key in table_keys:  # a key absent from some configs is a value of its own
+        completed[key] = completed[key].map(lambda v: "–" if _missing(v) else v)
     summary = summarise(completed, table_keys, metrics)
 
     jobs_by_path = {str(j.folder): j for j in jobs}
     dims = dimensions(summary, jobs_by_path, table_keys)
     summary["label"] = short_labels(dims, len(summary))
     recon_png, recon_notes = reconstructions_figure(summary, jobs_by_path)
-    run_columns = [c for c in RUN_COLUMNS if c in frame]
-    csv = frame[[*JOB_COLUMNS, *csv_keys, *run_columns, *all_metrics]]
     tex_table = display_table(
         summary, table_keys, metrics, bold=lambda c: f"\\textbf{{{c}}}", pm=" $\\pm$ ", dash="--"
     )
     caption = "Mean $\\pm$ sample std over seeds; best per column in bold."
-    curves = curves_frame(summary, curve_tags)
+    curves = curves_frame(summary, curve_tags, report.bad_files)
+    markdown = markdown_report(
+        sweeps, frame, summary, table_keys, metrics, recon_notes, report.bad_files
+    )
     outputs = {
-        "report.md": markdown_report(sweeps, frame, summary, table_keys, metrics, recon_notes),
+        "report.md": markdown,
         "report.csv": csv.to_csv(index=False),
         "report.tex": to_latex(tex_table, metrics, caption),
         "report.png": metric_panels(summary, completed, metrics, dims),
@@ -140,12 +221,58 @@ def build_report(
         "curves.csv": curves.to_csv(index=False),
         "curves.png": curves_figure(curves, curve_tags, curve_groups(summary, dims)),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, data in outputs.items():
-        write_atomic(out / name, data)
-        paths.append(out / name)
-    return paths
+    report.paths = write_all(out, outputs)
+    return report.paths
+
+
+def _cannot_write(out: Path, err: OSError) -> ReportError:
+    err = getattr(err, "os_error", err)  # convae.results.RunFileError: the system's reason
+    return ReportError(
+        f"cannot write the report in {out}: {one_line(err)}; nothing was written "
+        "(--out names another folder)"
+    )
+
+
+def writable_folder(out: Path) -> None:
+    """``out`` made if missing, and checked to take new files: one line (ReportError) when
+    not, before anything of the report is written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".convae-report.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise _cannot_write(out, err) from None
+
+
+def write_all(out: Path, outputs: Mapping[str, str | bytes]) -> list[Path]:
+    """Every file first written in full under a temporary name (write_atomic), then all
+    renamed: a failure (no space, a folder turned read-only) leaves the previous report as
+    it was and no temporary file, and is one line (ReportError)."""
+    staged: dict[Path, Path] = {}
+    try:
+        for name, data in outputs.items():
+            temp = out / f".{name}.{os.getpid()}.tmp"
+            write_atomic(temp, data)
+            staged[out / name] = temp
+    except OSError as err:
+        for temp in staged.values():
+            temp.unlink(missing_ok=True)
+        raise _cannot_write(out, err) from None
+    done: list[Path] = []
+    try:
+        for path, temp in staged.items():
+            os.replace(temp, path)
+            done.append(path)
+    except OSError as err:
+        for temp in staged.values():
+            temp.unlink(missing_ok=True)
+        written = ", ".join(p.name for p in done) or "none"
+        raise ReportError(
+            f"cannot write the report in {out}: {one_line(getattr(err, 'os_error', err))}; "
+            f"replaced only {written} of the report's files"
+        ) from None
+    return done
 
 
 def curve_groups(summary: pd.DataFrame, dims: Sequence[Dimension]) -> dict[str, tuple[str, str]]:
@@ -186,12 +313,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"scalar tags drawn against step in curves.png (default: {','.join(DEFAULT_CURVES)})",
     )
     args = parser.parse_args(argv)
+    out = args.out or args.sweeps[0]
+    report = Report()
     try:
-        paths = build_report(
-            args.sweeps, args.out or args.sweeps[0], args.metrics, args.curves or DEFAULT_CURVES
-        )
+        build_report(args.sweeps, out, args.metrics, args.curves or DEFAULT_CURVES, report)
     except ReportError as err:
-        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        sys.exit(2)
-    print(f"{PROG}: wrote {', '.join(str(p) for p in paths)}")
+        _warn(report.bad_files)
+        failed = (
+            f"no job completed ({report.tally()}); "
+            if report.counts and not report.completed
+            else ""
+        )
+        print(f"{PROG}: error: {failed}{' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    _warn(report.bad_files)
+    if not report.completed:
+        print(
+            f"{PROG}: error: no job completed ({report.tally()}); listed them in "
+            f"{out / 'report.md'} and {out / 'report.csv'}",
+            file=sys.stderr,
+        )
+        return NO_JOB_COMPLETED
+    print(f"{PROG}: wrote {', '.join(str(p) for p in report.paths)}")
     return 0
+
+
+def _warn(bad_files: Sequence[BadFile]) -> None:
+    for bad in bad_files:
+        print(f"{PROG}: warning: {bad.line()}", file=sys.stderr)

@@ -1,6 +1,8 @@
-"""Reading sweep folders: each job folder becomes a Job (completed, failed, unfinished or
-never started) and the jobs one frame of raw values; no other part of convae-report reads
-the files a sweep leaves."""
+"""Reading sweep folders: each job folder becomes a Job (completed, failed, interrupted,
+unfinished, unreadable or never started) and the jobs one frame of raw values; no other part
+of convae-report reads the files a sweep leaves, but for the curves' metrics.csv and event
+files (convae.report.curves). A file that cannot be read, or holds the wrong shape, becomes a
+BadFile: one line naming it, and the job it belongs to is listed, never a traceback."""
 
 from __future__ import annotations
 
@@ -27,11 +29,42 @@ class ReportError(Exception):
     """A problem with the user's input: reported in one line, exit code 2."""
 
 
+@dataclass(frozen=True)
+class BadFile:
+    """A file of a sweep that the report could not use (or only partly): one line naming it,
+    a warning on stderr and an entry in report.md."""
+
+    path: Path
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.path}: {' '.join(self.reason.split())}"
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as ``Type: message`` on one line (an OSError by its strerror)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+UNREADABLE = "unreadable"  # a results.json that is not JSON, or JSON of the wrong shape
+# The type each key of results.json the report reads must have, when present and not null.
+RESULTS_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,),
+    "error": (str,),
+    "metrics": (dict,),
+    "config": (dict,),
+    "overrides": (list,),
+}
+
+
 @dataclass
 class Job:
     sweep: Path
     folder: Path
-    status: str  # completed | failed | unfinished | not started
+    status: str  # completed | failed | interrupted | unfinished | unreadable | not started
     error: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -40,6 +73,7 @@ class Job:
     # what the sweep launched it with (.hydra/overrides.yaml); a resume's overrides
     # (threads=2, a larger trainer.max_steps) are added to results.json's alone
     launched_with: list[str] = field(default_factory=list)
+    bad_files: list[BadFile] = field(default_factory=list)  # its results.json, when bad
 
 
 def read_yaml(path: Path) -> Any:
@@ -68,27 +102,39 @@ def _is_job_folder(path: Path) -> bool:
 
 
 def read_job(sweep: Path, folder: Path) -> Job:
-    """One job folder: results.json when there, else what Hydra wrote when it started it."""
+    """One job folder: results.json when there, else what Hydra wrote when it started it.
+    A results.json that cannot be read, or holds the wrong shape, makes the job
+    ``unreadable``, with the file in its ``bad_files``."""
     hydra_overrides = read_yaml(folder / ".hydra" / "overrides.yaml")
     overrides = [str(o) for o in hydra_overrides] if isinstance(hydra_overrides, list) else []
     results_path = folder / RESULTS
     if not results_path.is_file():
         config = _resolved(read_yaml(folder / ".hydra" / "config.yaml"))
         return Job(sweep, folder, "unfinished", "no results.json", config, overrides=overrides)
+
+    def unreadable(problem: str) -> Job:  # ``problem`` follows "results.json": "holds ..."
+        config = _resolved(read_yaml(folder / ".hydra" / "config.yaml"))
+        bad = BadFile(results_path, f"{problem}; job listed as {UNREADABLE}")
+        return Job(sweep, folder, UNREADABLE, f"{RESULTS} {problem}", config,
+                   overrides=overrides, launched_with=overrides, bad_files=[bad])  # fmt: skip
+
     try:
         results = json.loads(results_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        return Job(sweep, folder, "failed", f"unreadable {RESULTS}: {err}", overrides=overrides)
-    problem = results_shape_problem(results)  # valid JSON, but not an object
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: not JSON, not UTF-8
+        return unreadable(f"cannot be read ({one_line(err)})")
+    if results_shape_problem(results) is not None:  # "results.json holds a list, not ..."
+        return unreadable(f"holds {_json_name(results)}, not an object")
+    problem = _key_problem(results)
     if problem is not None:
-        return Job(sweep, folder, "failed", problem, overrides=overrides)
-    status = str(results.get("status", "unknown"))
-    raw_metrics = results.get("metrics")
-    metrics = {
-        str(k): float(v)
-        for k, v in (raw_metrics.items() if isinstance(raw_metrics, dict) else ())
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+        return unreadable(problem)
+    status = str(results.get("status") or "unknown")
+    raw_metrics = results.get("metrics") or {}
+    metrics = {str(k): float(v) for k, v in raw_metrics.items() if _is_number(v)}
+    bad_files = []
+    if len(metrics) < len(raw_metrics):
+        names = ", ".join(sorted(str(k) for k, v in raw_metrics.items() if not _is_number(v)))
+        reason = f"metrics not numbers, left out: {names}"
+        bad_files.append(BadFile(results_path, reason))
     return Job(
         sweep=sweep,
         folder=folder,
@@ -99,7 +145,33 @@ def read_job(sweep: Path, folder: Path) -> Job:
         results=results,
         overrides=[str(o) for o in results.get("overrides") or overrides],
         launched_with=overrides,
+        bad_files=bad_files,
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _json_name(value: Any) -> str:
+    """How JSON calls the type of ``value``: an object, a list, a string, a number..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    names = {dict: "an object", list: "a list", str: "a string", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _key_problem(results: dict[str, Any]) -> str | None:
+    """A key of results.json the report reads holding the wrong type (``metrics`` a list),
+    in words; None when every one is right."""
+    for key, types in RESULTS_TYPES.items():
+        value = results.get(key)
+        if value is not None and not isinstance(value, types):
+            expected = _json_name(types[0]())
+            return f"has {key} as {_json_name(value)}, not {expected}"
+    return None
 
 
 def _problem(results: dict[str, Any]) -> str:
@@ -149,26 +221,41 @@ def read_sweep(sweep: Path) -> list[Job]:
     if not folders and (sweep / RESULTS).is_file():
         folders = [sweep]
     jobs = [read_job(sweep, f) for f in folders]
-    if not any((j.folder / RESULTS).is_file() for j in jobs):
+    expected = expected_overrides(sweep)
+    if not jobs and not expected:
         raise ReportError(
             f"{sweep}: no {RESULTS} in it or in its job folders; "
             "pass a sweep folder (outputs/multirun/<date>/<time>) with finished jobs"
         )
-    expected = expected_overrides(sweep)
     if expected:
         seen = {_job_identity(j.launched_with or j.overrides) for j in jobs}
+        swept = _swept_keys(expected)
         for overrides in expected:
             if _job_identity(overrides) not in seen:
-                name = ",".join(sorted(overrides))
+                # named as its folder would have been: by the keys the sweep varies
+                name = ",".join(o for o in overrides if _key(o) in swept) or ",".join(overrides)
                 error = "no job folder (the sweep stopped before it)"
                 jobs.append(Job(sweep, sweep / name, "not started", error, overrides=overrides))
     return jobs
 
 
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def _swept_keys(jobs: Sequence[Sequence[str]]) -> set[str]:
+    """The keys given more than one value across a sweep's jobs."""
+    values: dict[str, set[str]] = {}
+    for overrides in jobs:
+        for override in overrides:
+            values.setdefault(_key(override), set()).add(override)
+    return {key for key, seen in values.items() if len(seen) > 1}
+
+
 def _job_identity(overrides: Sequence[str]) -> frozenset[str]:
     """A job's overrides, less sweep_existing: a sweep continued with
     sweep_existing=continue asks for the same jobs its first run did."""
-    return frozenset(o for o in overrides if o.lstrip("+~").split("=", 1)[0] != "sweep_existing")
+    return frozenset(o for o in overrides if _key(o) != "sweep_existing")
 
 
 def _job_name(job: Job, sweeps: Sequence[Path]) -> tuple[str, str]:
