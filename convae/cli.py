@@ -21,6 +21,7 @@ from convae.checkpoint_io import CheckpointSaveError
 from convae.config import MAX_LINE_CHARS, ConfigError, cap_line, short_repr
 from convae.data.idx import DataFileError
 from convae.module import TrainingDiverged
+from convae.results import RunFileError
 
 USER_ERRORS = (
     ConfigError,
@@ -29,6 +30,7 @@ USER_ERRORS = (
     CheckpointSaveError,
     CheckpointError,
     JobInterrupted,
+    RunFileError,
 )
 
 

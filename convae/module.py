@@ -14,6 +14,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from convae.config import SCHEDULER_KEYS
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.losses import LOSSES, LossFn
+from convae.metrics.grid import GridScore, grid_periods
 from convae.metrics.ssim import FastSSIM
 from convae.models import ConvAutoencoder, count_parameters
 from convae.optimizers import build_optimizer, build_scheduler, scheduler_spec
@@ -49,13 +50,27 @@ def eval_metrics(prefix: str) -> nn.ModuleDict:
     """Per-split metrics keyed by their TensorBoard tag; torchmetrics reduces across
     processes, so DDP runs report the same numbers as one process."""
     # PSNR per image then averaged (dim=(1,2,3)), the usual convention in image restoration.
+    # The loss keeps NaN batches (MeanMetric's default drops them with a warning): a model
+    # that gives NaN on some images has a NaN loss, which stops a diverged run. A float
+    # strategy (NaN for NaN), not "disable": torchmetrics' "disable" also drops the weights,
+    # so a smaller last batch would count as much as a full one.
     return nn.ModuleDict(
         {
-            f"{prefix}/loss": MeanMetric(),
+            f"{prefix}/loss": MeanMetric(nan_strategy=float("nan")),
             f"{prefix}/psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
             f"{prefix}/ssim": FastSSIM(data_range=1.0),
         }
     )
+
+
+def grid_metric(model: dict[str, Any]) -> GridScore:
+    """The grid scores of a model's outputs: one period per upsampling stage (``model``:
+    the network's arguments, as stored in every checkpoint)."""
+    return GridScore(model_grid_periods(model))
+
+
+def model_grid_periods(model: dict[str, Any]) -> list[int]:
+    return grid_periods(len(model["depths"]), model.get("image_size"))
 
 
 def update_eval_metrics(
@@ -109,6 +124,10 @@ class AutoencoderModule(pl.LightningModule):
         self.val_metrics = eval_metrics("val")
         self.test_metrics = eval_metrics("test")
         self.test_clean_metrics = eval_metrics("test_clean")
+        # Whole-split grid scores (convae/metrics/grid.py), logged at each epoch's end.
+        self.grid_metrics = nn.ModuleDict(
+            {split: grid_metric(model) for split in ("val", "test", "test_clean")}
+        )
         self._last_finite_loss: torch.Tensor | None = None
         self._last_batch: torch.Tensor | None = None  # the latest training batch
         self.validated_at_step = -1  # global step of the latest validation
@@ -163,7 +182,8 @@ class AutoencoderModule(pl.LightningModule):
         inf. A finite loss does not vouch for the optimizer step it drives: a huge learning
         rate makes the weights NaN in that step, and the next training_step sees it only
         after a validation or a checkpoint has used them."""
-        bad = non_finite(self.net.named_parameters()) + non_finite(self.net.named_buffers())
+        net = self.net
+        bad = non_finite(net.named_parameters("net")) + non_finite(net.named_buffers("net"))
         bad += non_finite(extra)
         if self._any_rank(bool(bad)):
             what = f"{bad[0]}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; " if bad else ""
@@ -214,24 +234,42 @@ class AutoencoderModule(pl.LightningModule):
     def on_test_start(self) -> None:
         self.check_finite_weights("the test")
 
-    def _eval_step(self, batch: Any, metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
+    def _eval_step(self, batch: Any, metrics: nn.ModuleDict, split: str) -> dict[str, torch.Tensor]:
         """Updates the split's metrics; returns the batch's inputs and reconstructions for
         the callbacks that draw and score the fixed digits (convae/callbacks/common.py)."""
         inputs, targets = self._eval_pair(batch)
         logits = self(inputs)  # bf16 under bf16-mixed: the forward pass is what it speeds up
         x_hat = update_eval_metrics(metrics, self.loss_fn, logits, targets)
+        self.grid_metrics[split].update(x_hat)
         for tag, metric in metrics.items():
             self.log(tag, metric, on_step=False, on_epoch=True, add_dataloader_idx=False)
         return {"inputs": inputs, "x_hat": x_hat}
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._eval_step(batch, self.val_metrics)
+        return self._eval_step(batch, self.val_metrics, "val")
+
+    def _log_grid(self, split: str) -> None:
+        """The split's grid scores over every image it evaluated (all processes')."""
+        metric = self.grid_metrics[split]
+        if not metric.update_count:
+            return
+        for name, value in metric.compute().items():
+            # compute() has summed every process's statistics: the values agree; sync_dist
+            # only keeps DDP from warning.
+            self.log(f"{split}/{name}", float(value), sync_dist=True, add_dataloader_idx=False)
+        metric.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_grid("test")
+        self._log_grid("test_clean")
 
     def on_validation_epoch_end(self) -> None:
+        self._log_grid("val")
         # After the callbacks' pictures of this validation (they draw NaN outputs without
         # failing), before ModelCheckpoint's save at on_validation_end.
-        loss = self.val_metrics["val/loss"].compute()  # all processes' batches
-        if not bool(torch.isfinite(loss)):
+        metric = self.val_metrics["val/loss"]
+        loss = metric.compute() if metric.update_count else None  # all processes' batches
+        if loss is not None and not bool(torch.isfinite(loss)):
             raise TrainingDiverged(
                 f"{DIVERGED}: validation loss is {loss.item()} at step {self.global_step} "
                 f"({self._last_loss_text()}); {self._hint()}; no checkpoint was written "
@@ -242,9 +280,9 @@ class AutoencoderModule(pl.LightningModule):
     def test_step(
         self, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, torch.Tensor]:
-        return self._eval_step(
-            batch, self.test_clean_metrics if dataloader_idx else self.test_metrics
-        )
+        if dataloader_idx:
+            return self._eval_step(batch, self.test_clean_metrics, "test_clean")
+        return self._eval_step(batch, self.test_metrics, "test")
 
     def _run_steps(self) -> int:
         """The run's optimizer steps: trainer.max_steps when set, else max_epochs x the

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +18,61 @@ from convae.checkpoint import in_run
 
 RESULTS = "results.json"
 
+_HINTS = {
+    errno.ENOSPC: "free space on its filesystem",
+    errno.EDQUOT: "free space or raise the quota",
+    errno.EROFS: "put the run on a writable filesystem",
+    errno.EFBIG: "the file is larger than this system allows",
+}
+
+
+class RunFileError(OSError):
+    """A file of a run (results.json, metrics.csv, TensorBoard events, ...) could not be
+    written: disk full, quota, read-only. One line naming the file, the system's reason and
+    what to do, where a bare OSError from a write names no file at all. An OSError, so code
+    that tolerates an unwritable file (``except OSError``) still does."""
+
+    def __init__(self, path: str | Path, err: OSError) -> None:
+        self.path, self.os_error = Path(path), err
+        reason = f"[Errno {err.errno}] {err.strerror}" if err.strerror else str(err)
+        hint = _HINTS.get(err.errno or 0, "check that the folder is writable")
+        super().__init__(f"cannot write {path}: {reason}; {hint}")
+        self.errno = err.errno
+
+    def __reduce__(self) -> tuple[Any, ...]:  # rebuilt from its arguments (joblib workers)
+        return type(self), (self.path, self.os_error)
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """An OSError inside becomes a RunFileError naming ``path``."""
+    try:
+        yield
+    except RunFileError:
+        raise
+    except OSError as err:
+        raise RunFileError(path, err) from err
+
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Temporary file + rename in the same folder: a killed process never leaves half a
-    file, and a reader never sees one."""
+    file, and a reader never sees one. A failed write (disk full, read-only) raises a
+    RunFileError naming ``path`` and leaves no temporary file."""
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from co-workers
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        try:
+            os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from co-workers
+            with os.fdopen(fd, "wb") as f:
+                f.write(raw)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

@@ -16,6 +16,7 @@ from convae.finished_run import FinishedRun
 log = logging.getLogger("convae")
 _NO = object()
 _DECIDED: dict[tuple[Path, int, int], Path] = {}  # last.ckpt (path, size, mtime) -> resume from
+_NOTHING_TO_RESUME: set[tuple[Path, int, int]] = set()  # damaged last.ckpt files, warned of
 
 
 def resume_checkpoint(cfg: DictConfig) -> Path | None:
@@ -35,11 +36,28 @@ def resume_checkpoint(cfg: DictConfig) -> Path | None:
 
 
 def requeued_checkpoint(run_dir: Path) -> Path | None:
-    """A job started again in its own folder (a SLURM requeue through submitit) resumes
-    from the last checkpoint there, unless that run completed or failed."""
+    """A job started again in its own folder (a SLURM requeue through submitit, a sweep
+    under ``sweep_existing=continue``) resumes from the last checkpoint there, unless that
+    run completed or failed. A damaged last.ckpt (a save that was killed: empty or
+    truncated) with no loadable best-*.ckpt beside it leaves nothing to resume from: None,
+    with a warning naming the file, and the job starts again from step 0 (as one killed
+    before its first save), rather than failing on that file at every requeue. A refused
+    or foreign checkpoint still stops the job."""
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     status = FinishedRun.read(run_dir).status
-    return usable_last(ckpt) if ckpt.is_file() and status in (None, "interrupted") else None
+    if not (ckpt.is_file() and status in (None, "interrupted")):
+        return None
+    try:
+        return usable_last(ckpt)
+    except CheckpointError as err:
+        if err.kind != DAMAGED:
+            raise
+        st = ckpt.stat()
+        key = (ckpt.absolute(), st.st_size, st.st_mtime_ns)
+        if key not in _NOTHING_TO_RESUME:  # said once, though the folder claim asks too
+            _NOTHING_TO_RESUME.add(key)
+            log.warning("%s; the run starts again from step 0", err)
+        return None
 
 
 def usable_last(last: Path) -> Path:

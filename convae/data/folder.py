@@ -9,7 +9,10 @@ the data module carves them out of all the images.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,14 @@ SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "test")
 PROGRESS_MIN_FILES = 500  # below this, reading takes too little time to be worth a bar
 _WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # 16-bit greyscale PNGs open as these
+# The most pixels an image file may declare: checked from its header, before any pixel is
+# decoded. A PNG of one colour compresses about 1000:1, so a 164 KB file can declare
+# 13000x13000 pixels and cost 0.7 GB to decode (PIL's own limit, 89 megapixels, only
+# warns below twice that). 50 megapixels is more than a full-frame camera photograph
+# (45 MP, 8256x5504), about 200 MB decoded as RGBA, and far more than a training image
+# needs (each is resized or cropped to data.image_size).
+MAX_PIXELS = 50_000_000
+_PIL_BOMB = re.compile(r"Image size \((\d+) pixels\)")
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -69,6 +80,41 @@ def _split_files(root: Path) -> list[list[Path] | None]:
     return splits
 
 
+def _too_large(path: Path, size: str) -> DataFileError:
+    return DataFileError(
+        f"{path}: {size} declared in its header, more than the {MAX_PIXELS // 1_000_000} "
+        "megapixels an image may have (convae.data.folder.MAX_PIXELS); not decoded: "
+        "downscale it or remove the file"
+    )
+
+
+def check_pixels(image, path: Path) -> None:
+    """A DataFileError naming ``path`` when the opened (not yet decoded) ``image`` declares
+    more than MAX_PIXELS pixels."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise _too_large(path, f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels)")
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator:
+    """``PIL.Image.open`` (which reads the header only) with the size checked before
+    anything is decoded; PIL's own decompression-bomb warning and error (above 89 and 179
+    megapixels, past this cap) become this module's one-line error."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as err:
+        found = _PIL_BOMB.search(str(err))
+        raise _too_large(path, f"{found.group(1)} pixels" if found else "an image size") from None
+    with image:
+        check_pixels(image, path)
+        yield image
+
+
 def _to_mode(image, grayscale: bool):
     from PIL import Image
 
@@ -111,14 +157,16 @@ def _fit(image, path: Path, size: int, resize: str):
 
 def _read(path: Path, *, size: int, grayscale: bool, resize: str) -> np.ndarray:
     """One file as a uint8 (C, size, size) array."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     try:  # load() inside: a truncated file fails here, not later
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             # upright, as image viewers show it: cameras store the pixels as the sensor read
             # them and the rotation in an EXIF tag
             pixels = _to_mode(ImageOps.exif_transpose(image), grayscale)
+    except DataFileError:
+        raise
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... on bad data
         reason = " ".join(str(err).split())[:300]
         raise DataFileError(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convae.data.folder import open_image
 from convae.data.idx import DataFileError
 from convae.data.noise import seeded_generator
 from convae.data.sources import ImageArrays
@@ -60,11 +61,11 @@ def photo_folder() -> Path:
 
 def read_photo(path: Path, grayscale: bool) -> torch.Tensor:
     """uint8 (C, H, W)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
+    try:  # the size checked from the header before decoding, as for data.source=folder
+        with open_image(path) as image:
             array = np.asarray(image.convert("L" if grayscale else "RGB"))
+    except DataFileError:  # a ValueError: open_image's own line, kept as it is
+        raise
     except (OSError, ValueError) as err:
         raise DataFileError(f"{path}: cannot read this photograph ({err})") from None
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

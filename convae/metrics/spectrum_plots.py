@@ -39,12 +39,22 @@ def _images(t: torch.Tensor) -> torch.Tensor:
 def nice_ceiling(x: float) -> float:
     """The smallest of 1, 2, 5 x 10^k that is >= x (x > 0): colour scales that change in
     steps, not at every redraw, so pictures of one run compare by eye and the colour bars'
-    labels (the expensive part of a redraw) stay the same."""
+    labels (the expensive part of a redraw) stay the same. 1 for a NaN, inf or x <= 0 (the
+    outputs of a diverged model): a picture is drawn, never an error raised."""
+    if not math.isfinite(x) or x <= 0:
+        return 1.0
     k = math.floor(math.log10(x))
     for m in (1.0, 2.0, 5.0, 10.0):
         if m * 10.0**k >= x * (1 - 1e-12):
             return m * 10.0**k
     raise AssertionError("unreachable")
+
+
+def _finite_range(*arrays: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) over the finite values of ``arrays``; None when there are none (a diverged
+    model's NaN or inf outputs: those pixels are drawn blank, the scale from the rest)."""
+    values = np.concatenate([a[np.isfinite(a)] for a in arrays])
+    return (float(values.min()), float(values.max())) if values.size else None
 
 
 class _ReusedFigure:
@@ -130,15 +140,18 @@ class SpectrumFigure(_ReusedFigure):
     def draw(self, s: BatchSpectra) -> np.ndarray:
         """The picture from batch spectra computed elsewhere (e.g. for the scores)."""
         h, w = s.sxx.shape
-        tiny = 1e-12 * float(s.syy.sum()) / s.n / (h * w) + 1e-30
+        total = float(s.syy.sum())
+        tiny = 1e-12 * (total if math.isfinite(total) else 0.0) / s.n / (h * w) + 1e-30
         p_out = torch.fft.fftshift(s.sxx / s.n).cpu().numpy() + tiny
         p_tgt = torch.fft.fftshift(s.syy / s.n).cpu().numpy() + tiny
-        log_out, log_tgt = np.log10(p_out), np.log10(p_tgt)
-        ratio_db = 10.0 * (log_out - log_tgt)
-        # Whole decades and 1-2-5 steps of dB (see nice_ceiling).
-        lo = math.floor(min(log_out.min(), log_tgt.min()))
-        hi = math.ceil(max(log_out.max(), log_tgt.max()))
-        lim = nice_ceiling(max(float(np.abs(ratio_db).max()), 1.0))
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            log_out, log_tgt = np.log10(p_out), np.log10(p_tgt)
+            ratio_db = 10.0 * (log_out - log_tgt)
+        # Whole decades and 1-2-5 steps of dB (see nice_ceiling), from the finite values.
+        lo, hi = _finite_range(log_out, log_tgt) or (0.0, 1.0)
+        lo, hi = math.floor(lo), math.ceil(hi)
+        ratio = _finite_range(np.abs(ratio_db))
+        lim = nice_ceiling(max(ratio[1] if ratio else 1.0, 1.0))
         self._built_for(h, w)
         for im, img, clim in zip(
             self.panels,
@@ -175,7 +188,8 @@ class ResidualFigure(_ReusedFigure):
     def __call__(self, x_hat: torch.Tensor, x: torch.Tensor) -> np.ndarray:
         res = (_images(x_hat) - _images(x)).abs().mean(0).numpy()
         self._built_for(*res.shape)
-        top = nice_ceiling(max(float(res.max()), 1e-12))  # 1-2-5 steps (see nice_ceiling)
+        finite = _finite_range(res)  # NaN pixels (a diverged model's) are drawn blank
+        top = nice_ceiling(max(finite[1] if finite else 1.0, 1e-12))  # 1-2-5 steps
         self.image.set_data(res)
         self.image.set_clim(0.0, top)
         self.title.set_text(f"mean |x_hat - x| (overall {res.mean():.4f})")
