@@ -29,7 +29,7 @@ from convae.data.datamodule import ImageDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
 from convae.finished_run import FinishedRun
 from convae.metrics.checkerboard import checkerboard_scores
-from convae.module import AutoencoderModule, eval_metrics, update_eval_metrics
+from convae.module import AutoencoderModule, eval_metrics, grid_metric, update_eval_metrics
 from convae.results import write_atomic, write_json_atomic
 from convae.run_lock import refuse_links
 from convae.threads import default_threads
@@ -79,6 +79,7 @@ def score(
     # One draw for the whole split, keyed by the level: the same whatever the batch size.
     inputs = add_noise(targets, std, seeded_generator(NOISE_SEED, TEST, round(std * 1e6)))
     metrics = eval_metrics("eval").to(targets.device)
+    grid = grid_metric(module.hparams.model)  # every test image, as the run's test/grid
     outputs = []
     for x, y in zip(inputs.split(batch_size), targets.split(batch_size), strict=True):
         # the forward pass at the run's training precision; update_eval_metrics then
@@ -86,9 +87,11 @@ def score(
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = module(x)
         outputs.append(update_eval_metrics(metrics, module.loss_fn, logits, y))
+        grid.update(outputs[-1])
     x_hat = torch.cat(outputs)
     n = module.hparams.config["callbacks"]["artifact_digits"]  # as the run scored them
     scores = {tag.removeprefix("eval/"): metric.compute().item() for tag, metric in metrics.items()}
+    scores.update({name: value.item() for name, value in grid.compute().items()})
     return {**scores, **checkerboard_scores(x_hat[:n], targets[:n])}, inputs, x_hat
 
 

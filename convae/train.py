@@ -25,6 +25,7 @@ from convae.build import (
     build_datamodule,
     build_module,
     build_trainer,
+    model_arguments,
 )
 from convae.callbacks.interrupt import GracefulInterrupt, JobInterrupted
 from convae.callbacks.latent import LatentSpace
@@ -42,7 +43,8 @@ from convae.config import (
 from convae.data.datamodule import ImageDataModule
 from convae.hydra_record import Composition
 from convae.loggers import build_loggers, log_run_file, log_run_params
-from convae.module import AutoencoderModule, eval_metrics
+from convae.metrics.grid import grid_names
+from convae.module import AutoencoderModule, eval_metrics, model_grid_periods
 from convae.precision import resolve_precision
 from convae.results import (
     RESULTS,
@@ -171,6 +173,7 @@ def monitorable_tags(cfg: DictConfig, run_dir: Path) -> list[str]:
     logs (the module's validation metrics, the callbacks' metric_tags()), known from the
     config alone: callbacks are built, not run."""
     tags = list(eval_metrics("val").keys())
+    tags += [f"val/{name}" for name in grid_names(model_grid_periods(model_arguments(cfg)))]
     tags += [t for cb in build_callbacks(cfg, run_dir) if hasattr(cb, "metric_tags")
              for t in cb.metric_tags()]  # fmt: skip
     return ["train/loss", *(t for t in tags if t.startswith("val/"))]

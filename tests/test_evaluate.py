@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 # 60 steps (3 epochs of the bundled digits) at a higher lr: after 25 steps (lr 1e-3 to 2e-2)
 # the default model still outputs a near-constant image, whose loss does not grow with noise.
 TRAIN = ("data.source=bundled", "trainer.max_steps=60", "optim.lr=0.005", "threads=1")
-METRICS = {"loss", "psnr", "ssim", "cb2_incoh", "cb4_incoh", "cb2_ratio", "hf_tail_db"}
+METRICS = {"loss", "psnr", "ssim", "cb2_incoh", "cb4_incoh", "cb2_ratio", "hf_tail_db",
+           "grid", "grid_p2", "grid_p4", "grid_p8"}  # fmt: skip
 ENV = {"OMP_NUM_THREADS": "1"}
 
 

@@ -130,7 +130,8 @@ def test_the_table_is_mean_and_sample_std_over_seeds_best_in_bold(good_report: P
     for r in job_results(good_report).values():
         per_config.setdefault(r["config"]["model"]["upsample"], []).append(r["metrics"])
     metrics = [c for c in table.columns if "/" in c]
-    assert metrics == [f"test/{m}" for m in ("loss", "psnr", "ssim", "cb2_incoh", "hf_tail_db")]
+    defaults = ("loss", "psnr", "ssim", "grid", "cb2_incoh", "hf_tail_db")
+    assert metrics == [f"test/{m}" for m in defaults]
     for metric in metrics:
         means = {}
         for _, row in table.iterrows():
@@ -169,7 +170,7 @@ def test_curves_are_mean_and_std_over_seeds_at_every_validation_step(good_report
     # The untrained model, then after 2 and 4 batches (logged at the last trained batch's
     # step, as Lightning logs validation scalars).
     assert steps[:3] == [0, 1, 3]
-    assert set(curves["tag"]) == {"val/loss", "val/cb2_incoh"}
+    assert set(curves["tag"]) == {"val/loss", "val/grid"}
     assert imread(good_report / "curves.png").ndim == 3
     assert "![learning curves](curves.png)" in (good_report / "report.md").read_text()
 

@@ -121,7 +121,7 @@ def baseline(mixed, tmp_path_factory) -> Path:
 
 def assert_curves_as_baseline(out: Path, baseline: Path) -> None:
     got, expected = pd.read_csv(out / "curves.csv"), pd.read_csv(baseline / "curves.csv")
-    assert len(expected) and set(expected["tag"]) == {"val/loss", "val/cb2_incoh"}
+    assert len(expected) and set(expected["tag"]) == {"val/loss", "val/grid"}
     pd.testing.assert_frame_equal(got, expected, rtol=1e-6)
 
 

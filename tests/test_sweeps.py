@@ -134,9 +134,9 @@ def test_the_pareto_example_tolerates_a_failed_trial_and_resumes_from_its_sqlite
         res = json.loads(job.read_text())
         if res["status"] == "completed":
             by_noise[res["config"]["data"]["noise_std"]] = res["metrics"]
-    for solution in front:  # each objective pair is the job's val/loss and val/cb2_incoh
+    for solution in front:  # each objective pair is the job's val/loss and val/grid
         metrics = by_noise[solution["params"]["data.noise_std"]]
-        assert solution["values"] == [metrics["val/loss"], metrics["val/cb2_incoh"]]
+        assert solution["values"] == [metrics["val/loss"], metrics["val/grid"]]
 
     run_script("convae-train", *args, f"hydra.sweep.dir={sweep_dir}", "sweep_existing=continue",
                "hydra.sweeper.n_trials=2", cwd=tmp_path)  # fmt: skip

@@ -6,7 +6,9 @@ Decoders show their artifacts most clearly off the data manifold, on codes the e
 never produced. ``latent/cb2_ratio_{recon,interp,random}`` put a number on it: the share of
 the outputs' structure on the stride-2 frequencies (convae/metrics/checkerboard.py, the
 target-free score) for decodes of the digits' own codes, of midpoints between two digits'
-codes, and of random codes drawn uniformly from the codes' own per-dimension range.
+codes, and of random codes drawn uniformly from the codes' own per-dimension range;
+``latent/grid_{recon,interp,random}`` are the phase-locked grid scores of the same decodes
+(convae/metrics/grid.py), which need no target either.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from torchvision.utils import make_grid
 
 from convae.callbacks.common import tb_step, tb_writer
 from convae.metrics.checkerboard import checkerboard_scores
+from convae.metrics.grid import grid_scores
+from convae.module import model_grid_periods
 
 PROJECTOR_TAG = "latent/codes"
 IMAGE_TAGS = ("latent/interpolations", "latent/random")
-SCORES = ("cb2_ratio_recon", "cb2_ratio_interp", "cb2_ratio_random")
+SCORES = ("cb2_ratio_recon", "cb2_ratio_interp", "cb2_ratio_random",
+          "grid_recon", "grid_interp", "grid_random")  # fmt: skip
 
 
 class LatentSpace(pl.Callback):
@@ -60,6 +65,10 @@ class LatentSpace(pl.Callback):
             f"latent/cb2_ratio_{k}": checkerboard_scores(x, x)["cb2_ratio"]
             for k, x in decoded.items()
         }
+        periods = model_grid_periods(module.hparams.model)  # no target needed: any decoding
+        self.scores.update(
+            {f"latent/grid_{k}": grid_scores(x, periods)["grid"] for k, x in decoded.items()}
+        )
         step = tb_step(trainer)
         for logger in trainer.loggers:
             logger.log_metrics(self.scores, step=step)

@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="M[,M...]",
         help="metric columns to show, in this order; globs allowed, e.g. 'test/*,val/loss'; "
         "'all': every val/*, test/* and test_clean/* metric (default: test loss, psnr, ssim, "
-        "cb2_incoh, hf_tail_db)",
+        "grid, cb2_incoh, hf_tail_db)",
     )
     parser.add_argument(
         "--curves",

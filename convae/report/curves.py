@@ -2,7 +2,7 @@
 sample std over its seeds, read back from each job's metrics.csv or TensorBoard events.
 
 results.json holds final values only; how a metric got there (does a decoder's
-``cb2_incoh`` fall as it trains, or grow?) lives in the events.
+``grid`` fall as it trains, or grow?) lives in the events.
 
 A metrics.csv that cannot be parsed, and an event file with a damaged or truncated record,
 are named in one line each (a BadFile): the curves use what could be read (the event files
@@ -28,7 +28,7 @@ from convae.report.figures import new_figure, png
 from convae.report.panels import COLUMN_IN, FONT, PAGE_IN
 from convae.report.sweeps import BadFile, one_line
 
-DEFAULT_CURVES = ("val/loss", "val/cb2_incoh")
+DEFAULT_CURVES = ("val/loss", "val/grid")
 CSV_NAME = "metrics.csv"  # Lightning's CSVLogger, in the run folder
 CURVE_COLUMNS = ["configuration", "tag", "step", "mean", "std", "n"]
 Scalars = dict[str, dict[int, float]]

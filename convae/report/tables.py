@@ -16,13 +16,15 @@ METRIC_PREFIXES = ("val/", "test/", "test_clean/", "latent/")
 SEED = "seed"
 
 # Which way is better, by the metric's last name part; metrics not listed get no bold.
-LOWER_IS_BETTER = {"loss", "cb2_incoh", "cb4_incoh", "cb2_ratio"}
+GRID_NAMES = {"grid", *(f"grid_p{2**k}" for k in range(1, 7))}  # convae/metrics/grid.py
+LOWER_IS_BETTER = {"loss", *GRID_NAMES, "cb2_incoh", "cb4_incoh", "cb2_ratio"}
 HIGHER_IS_BETTER = {"psnr", "ssim"}
 CLOSEST_TO_ZERO = {"hf_tail_db"}
 METRIC_ORDER = ("loss", "psnr", "ssim")
-# The default columns: quality, then artifacts. All 20-odd metrics are one ``--metrics all``
-# away; a table that wide cannot be read.
-DEFAULT_METRICS = ("loss", "psnr", "ssim", "cb2_incoh", "hf_tail_db")
+# The default columns: quality, then artifacts (grid, the primary artifact score, then the
+# older spectral ones). All 30-odd metrics are one ``--metrics all`` away; a table that
+# wide cannot be read.
+DEFAULT_METRICS = ("loss", "psnr", "ssim", "grid", "cb2_incoh", "hf_tail_db")
 ALL = "all"
 
 
