@@ -1,5 +1,5 @@
 """How many torch threads a run may use: oversubscribing the cores (jobs x threads > cores)
-made training several times slower (README, Speed), so parallel sweep jobs split the cores."""
+made training several times slower (docs/speed.md), so parallel sweep jobs split the cores."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def available_cores() -> int:
 
 def capped_threads(threads: int) -> int:
     """``threads``, or the cores this process may use when it asks for more, with a
-    WARNING: more threads than cores only slows training down (README, Speed)."""
+    WARNING: more threads than cores only slows training down (docs/speed.md)."""
     cores = available_cores()
     if threads <= cores:
         return threads

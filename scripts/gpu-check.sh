@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one go, wherever one is at hand (README, Speed):
+# The checks that need a GPU, in one go, wherever one is at hand (docs/speed.md, GPU):
 # the tests marked `gpu`, then convae-bench on the GPU for both tutorial networks at
 # batch 200 and at the whole bundled training split (4,000) in one batch.
-# Figures and logs go to $OUT (default gpu-check/); copy the numbers into the README.
+# Figures and logs go to $OUT (default gpu-check/); copy the numbers into docs/bench-notes.md (GPU).
 #   scripts/gpu-check.sh            # uses .venv/bin (make install first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
