@@ -34,6 +34,11 @@ class CheckpointError(Exception):
         super().__init__(f"checkpoint {path}: {why}")
         self.path, self.why, self.kind = Path(path), why, kind
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Built again from its own arguments (the default would call it with the message
+        # alone): a sweep job failing with it reaches the sweep's main process intact.
+        return type(self), (self.path, self.why, self.kind), self.__dict__
+
 
 def _short(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__

@@ -49,6 +49,11 @@ class CheckpointSaveError(Exception):
         hint = _HINTS.get(err.errno or 0, _WRITABLE)
         super().__init__(f"checkpoint save failed: {path}: {reason}; {hint}, then run again")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Built again from its own arguments (the default would call it with the message
+        # alone): a sweep job failing with it reaches the sweep's main process intact.
+        return type(self), (self.path, self.os_error), self.__dict__
+
 
 def temp_name(target: Path) -> Path:
     """``.<name>.<host>.<pid>.<random>.tmp`` beside the target: host and pid let a later save
