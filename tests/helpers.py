@@ -10,11 +10,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from launcher import ENTRY_POINTS, Forked
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -112,3 +116,48 @@ def fake_mnist(
                   torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8))  # fmt: skip
         write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", torch.arange(n) % 10)
     return folder
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` refuses new entries, even to root (chattr +i; mode 0o555 for others);
+    skips where no way to do that exists."""
+    if os.geteuid() == 0:
+        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+        undo = ["chattr", "-i", str(folder)]
+        if made.returncode != 0:
+            pytest.skip(f"running as root and chattr +i fails here: {made.stderr.strip()}")
+    else:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    try:
+        probe = folder / ".probe"
+        try:
+            probe.touch()
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip(f"{folder} still takes new files after chattr +i / chmod 555")
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def run_on_small_tmpfs(mnt: Path, script: Path, arg: str) -> subprocess.CompletedProcess:
+    """``python script <mnt>/<arg>`` (``arg`` relative to the mount) with a private 1 MB
+    tmpfs mounted on ``mnt``: a real full disk for that process alone. Skips where
+    unshare(1) or the mount is not available."""
+    mount = 'mount -t tmpfs -o size=1m tmpfs "$1"'
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) for a private 1 MB tmpfs")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", mount, "-", str(mnt)],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here: {probe.stderr.strip()[-200:]}")
+    target = f'"$1/{arg}"' if arg else '"$1"'
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", f'{mount} && exec "$2" "$3" {target}', "-",
+         str(mnt), sys.executable, str(script)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip

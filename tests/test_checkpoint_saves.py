@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import BIN, THREADS, events, results
+from helpers import BIN, THREADS, events, read_only, results, run_on_small_tmpfs
 from pytorch_lightning.demos.boring_classes import BoringModel
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -35,31 +32,6 @@ from convae.loggers import build_loggers
 
 BASE = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false"]
 TINY = ["trainer.max_steps=40", "callbacks.artifact_images_every=0", "test=true"]
-
-
-@contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """``folder`` refuses new entries, even to root; skips where no way to do that exists."""
-    if os.geteuid() == 0:
-        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
-        undo = ["chattr", "-i", str(folder)]
-        if made.returncode != 0:
-            pytest.skip(f"running as root and chattr +i fails here: {made.stderr.strip()}")
-    else:
-        folder.chmod(0o555)
-        undo = ["chmod", "755", str(folder)]
-    try:
-        probe = folder / ".probe"
-        try:
-            probe.touch()
-        except OSError:
-            pass
-        else:
-            probe.unlink()
-            pytest.skip(f"{folder} still takes new files after chattr +i / chmod 555")
-        yield
-    finally:
-        subprocess.run(undo, check=True)
 
 
 def temps(folder: Path) -> list[str]:
@@ -139,18 +111,7 @@ def test_a_save_on_a_full_or_read_only_filesystem_keeps_the_old_file(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     (tmp_path / "save.py").write_text(NO_SPACE_SCRIPT)
-    mount = 'mount -t tmpfs -o size=1m tmpfs "$1"'
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare(1) for a private 1 MB tmpfs")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", mount, "-", str(mnt)],
-                           capture_output=True, text=True)  # fmt: skip
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount a private tmpfs here: {probe.stderr.strip()[-200:]}")
-    proc = subprocess.run(
-        ["unshare", "-m", "sh", "-c", f'{mount} && exec "$2" "$3" "$1/last.ckpt"', "-",
-         str(mnt), sys.executable, str(tmp_path / "save.py")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = run_on_small_tmpfs(mnt, tmp_path / "save.py", "last.ckpt")
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])
     target = mnt / "last.ckpt"

@@ -9,14 +9,12 @@ import json
 import pickle
 import shutil
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import THREADS, results, run_script, train
+from helpers import THREADS, results, run_on_small_tmpfs, run_script, train
 
 from convae.data.idx import DataFileError
 
@@ -158,18 +156,7 @@ def test_a_full_disk_names_the_run_file_that_could_not_be_written(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     (tmp_path / "full.py").write_text(FULL_DISK_SCRIPT)
-    mount = 'mount -t tmpfs -o size=1m tmpfs "$1"'
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare(1) for a private 1 MB tmpfs")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", mount, "-", str(mnt)],
-                           capture_output=True, text=True)  # fmt: skip
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount a private tmpfs here: {probe.stderr.strip()[-200:]}")
-    proc = subprocess.run(
-        ["unshare", "-m", "sh", "-c", f'{mount} && exec "$2" "$3" "$1"', "-",
-         str(mnt), sys.executable, str(tmp_path / "full.py")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = run_on_small_tmpfs(mnt, tmp_path / "full.py", "")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr  # TensorBoard's thread says nothing
     seen = json.loads(proc.stdout.splitlines()[-1])

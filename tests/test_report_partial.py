@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run_script
+from helpers import read_only, run_script
 
 from convae.report import cli
 from convae.report.sweeps import ReportError
@@ -68,31 +65,6 @@ def copy(folder: Path, to: Path) -> Path:
 def listed(text: str) -> list[str]:
     """The '- **state** `job`: ...' lines of report.md."""
     return [ln for ln in text.splitlines() if ln.startswith("- **")]
-
-
-@contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """``folder`` refuses new entries, even to root (chattr +i; mode 0o555 for others);
-    skips where no way to do that exists (as tests/test_checkpoint_saves.py does)."""
-    if os.geteuid() == 0:
-        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
-        undo = ["chattr", "-i", str(folder)]
-        if made.returncode != 0:
-            pytest.skip(f"running as root and chattr +i fails here: {made.stderr.strip()}")
-    else:
-        folder.chmod(0o555)
-        undo = ["chmod", "755", str(folder)]
-    try:
-        try:
-            (folder / ".probe").touch()
-        except OSError:
-            pass
-        else:
-            (folder / ".probe").unlink()
-            pytest.skip(f"{folder} still takes new files after chattr +i / chmod 555")
-        yield
-    finally:
-        subprocess.run(undo, check=True)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
