@@ -14,7 +14,7 @@ $(BIN)/.torch-installed:
 	$(BIN)/python -m pip install $(TORCH)
 	touch $@
 
-$(BIN)/.convae-installed: $(BIN)/.torch-installed pyproject.toml
+$(BIN)/.convae-installed: $(BIN)/.torch-installed pyproject.toml setup.py
 	$(BIN)/python -m pip install -e '.[dev]' $(TORCH)
 	touch $@
 

@@ -21,18 +21,19 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from torchvision.utils import make_grid
 
-from convae import checkpoint
-from convae.checkpoint import run_relative
-from convae.cli import condensing_errors, one_line, run_cli
-from convae.config import check, register_configs, validate_eval
+from convae.config.errors import check, condensing_errors, one_line, run_cli
+from convae.config.schema import register_configs
+from convae.config.validate import validate_eval
 from convae.data.datamodule import ImageDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
-from convae.finished_run import FinishedRun
+from convae.hardware import default_threads
 from convae.metrics.checkerboard import checkerboard_scores
-from convae.module import AutoencoderModule, eval_metrics, grid_metric, update_eval_metrics
-from convae.results import write_atomic, write_json_atomic
-from convae.run_lock import refuse_links
-from convae.threads import default_threads
+from convae.runs.checkpoint import run_relative
+from convae.runs.finished_run import FinishedRun
+from convae.runs.lock import refuse_links
+from convae.runs.results import write_atomic, write_json_atomic
+from convae.training.module import AutoencoderModule, eval_metrics, grid_metric, update_eval_metrics
+from convae.training.module import load_module as load_trained_module
 
 log = logging.getLogger("convae")
 EVAL_DIR, EVAL_JSON, EVAL_PNG = "eval", "eval.json", "eval.png"
@@ -54,12 +55,12 @@ def find_checkpoint(arg: str) -> tuple[Path, Path]:
 
 def load_module(ckpt: Path) -> AutoencoderModule:
     """Safe load (weights_only=True): a crafted checkpoint is refused, never unpickled
-    into code; any failure is one line naming the file (convae.checkpoint)."""
-    return checkpoint.load_module(ckpt)
+    into code; any failure is one line naming the file (convae.runs.checkpoint)."""
+    return load_trained_module(ckpt)
 
 
 def load_test_split(config: dict[str, Any], run: FinishedRun) -> tuple[torch.Tensor, str]:
-    """The run's test split as floats, as the run saw it (convae.finished_run); noise is
+    """The run's test split as floats, as the run saw it (convae.runs.finished_run); noise is
     added here, per level."""
     dm = ImageDataModule(**run.data_arguments(config, noise_std=0.0))
     dm.setup()

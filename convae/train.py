@@ -20,33 +20,20 @@ from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from convae.build import (
-    build_callbacks,
-    build_datamodule,
-    build_module,
-    build_trainer,
-    model_arguments,
-)
 from convae.callbacks.interrupt import GracefulInterrupt, JobInterrupted
 from convae.callbacks.latent import LatentSpace
-from convae.checkpoint import read_checkpoint, run_relative
-from convae.cli import condensing_errors, one_line, run_cli
-from convae.config import (
-    ConfigError,
-    check_known_keys,
-    plain,
-    register_configs,
-    short_repr,
-    to_container,
-    validate,
-)
+from convae.config.convert import plain, to_container
+from convae.config.errors import ConfigError, condensing_errors, one_line, run_cli, short_repr
+from convae.config.schema import register_configs
+from convae.config.validate import check_known_keys, validate
 from convae.data.datamodule import ImageDataModule
-from convae.hydra_record import Composition
-from convae.loggers import build_loggers, log_run_file, log_run_params
-from convae.metrics.grid import grid_names
-from convae.module import AutoencoderModule, eval_metrics, model_grid_periods
-from convae.precision import resolve_precision
-from convae.results import (
+from convae.hardware import available_cores, capped_threads, default_threads
+from convae.metrics.grid import grid_names, model_grid_periods
+from convae.runs.checkpoint import read_checkpoint, run_relative
+from convae.runs.folder import claim_run_folder, prepare_run_folder
+from convae.runs.hydra_record import Composition
+from convae.runs.lock import LOCK_NAME, FolderRefused
+from convae.runs.results import (
     RESULTS,
     git_commit,
     read_results,
@@ -54,17 +41,24 @@ from convae.results import (
     versions,
     write_json_atomic,
 )
-from convae.resume import (
+from convae.runs.resume import (
     config_for_resume,
     precision_to_resume,
     requeued_checkpoint,
     resume_checkpoint,
 )
-from convae.run_lock import LOCK_NAME, FolderRefused
-from convae.sweep_folder import claim_run_folder, prepare_run_folder
-from convae.sweep_summary import unfinished_jobs
-from convae.tb_hparams import run_hparams
-from convae.threads import available_cores, capped_threads, default_threads
+from convae.sweeps.summary import unfinished_jobs
+from convae.tracking.hparams import run_hparams
+from convae.tracking.loggers import build_loggers, log_run_file, log_run_params
+from convae.training.build import (
+    build_callbacks,
+    build_datamodule,
+    build_module,
+    build_trainer,
+    model_arguments,
+)
+from convae.training.module import AutoencoderModule, eval_metrics
+from convae.training.precision import resolve_precision
 
 log = logging.getLogger("convae")
 git_commit()  # now, while the checkout holds the code this process imported
@@ -345,7 +339,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     composition = Composition.capture(cfg)  # as composed, before a resume or threads change it
-    lock = None  # one writer per run folder (convae/sweep_folder.py), held to the end
+    lock = None  # one writer per run folder (convae/runs/folder.py), held to the end
     try:
         lock = claim_run_folder(run_dir)  # None on DDP ranks > 0: rank 0 holds it
         in_sweep = hc.mode == RunMode.MULTIRUN

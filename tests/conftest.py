@@ -16,7 +16,7 @@ import torch
 from helpers import THREADS
 from omegaconf import DictConfig
 
-from convae.compose import compose_train
+from convae.config.compose import compose_train
 
 torch.set_num_threads(THREADS)
 
@@ -45,7 +45,7 @@ def torch_threads() -> Iterator[Callable[[int], None]]:
 @pytest.fixture(scope="session")
 def compose() -> Callable[..., DictConfig]:
     """``compose(*overrides, validate=True, with_hydra=False)``: conf/train.yaml composed as
-    convae-train composes it (convae.compose.compose_train), validated unless told not to."""
+    convae-train composes it (convae.config.compose.compose_train), validated unless told not to."""
 
     def composed(*overrides: str, validate: bool = True, with_hydra: bool = False) -> DictConfig:
         return compose_train(overrides, validate=validate, with_hydra=with_hydra)

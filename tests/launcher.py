@@ -37,7 +37,7 @@ ENTRY_POINTS = {  # pyproject.toml's [project.scripts]
     "convae-train": "convae.train:main",
     "convae-report": "convae.report.cli:main",
     "convae-eval": "convae.evaluate:main",
-    "convae-bench": "convae.bench:main",
+    "convae-bench": "convae.bench.cli:main",
     "convae-board": "convae.board:main",
 }
 

@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 from helpers import events, results, run_script
 
-from convae.cli import one_line
-from convae.config import (
-    MAX_LINE_CHARS,
-    MAX_SEED,
-    ConfigError,
-    TrainConfig,
-    validate,
-)
+from convae.config.errors import MAX_LINE_CHARS, ConfigError, one_line
+from convae.config.schema import TrainConfig
+from convae.config.validate import MAX_SEED, validate
+from convae.hardware import available_cores, capped_threads
 from convae.report.sweeps import read_job
-from convae.results import read_results
-from convae.threads import available_cores, capped_threads
+from convae.runs.results import read_results
 from convae.train import _remove_if_empty, check_monitor, monitorable_tags
 
 LONG = "x" * 100_000
@@ -92,7 +87,7 @@ def test_seeds_up_to_the_top_of_seed_everythings_range_are_accepted(compose):
 def test_optimizer_arguments_can_still_be_added_to_optim(compose):
     import torch
 
-    from convae.optimizers import build_optimizer
+    from convae.training.optimizers import build_optimizer
 
     cfg = compose("optim._target_=torch.optim.SGD", "+optim.momentum=0.9")  # validated
     opt = build_optimizer(cfg.optim, [torch.nn.Parameter(torch.zeros(1))])

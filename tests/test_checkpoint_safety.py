@@ -14,17 +14,10 @@ import pytest
 import torch
 from helpers import results, run_script, train
 
-from convae import results as run_results
-from convae.checkpoint import (
-    DAMAGED,
-    FOREIGN,
-    REFUSED,
-    CheckpointError,
-    load_module,
-    read_checkpoint,
-)
-from convae.module import AutoencoderModule
-from convae.resume import usable_last
+from convae.runs import results as run_results
+from convae.runs.checkpoint import DAMAGED, FOREIGN, REFUSED, CheckpointError, read_checkpoint
+from convae.runs.resume import usable_last
+from convae.training.module import AutoencoderModule, load_module
 
 QUICK = ("callbacks.artifact_images_every=0",)
 CONVAE = Path(__file__).resolve().parents[1] / "convae"

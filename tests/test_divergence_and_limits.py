@@ -66,8 +66,8 @@ def test_a_huge_learning_rate_leaves_no_checkpoint_and_one_line(tmp_path, overri
 
 
 def test_no_checkpoint_is_assembled_from_non_finite_weights_or_optimizer_state(compose):
-    from convae.build import build_module
-    from convae.module import TrainingDiverged
+    from convae.training.build import build_module
+    from convae.training.module import TrainingDiverged
 
     module = build_module(compose("data.source=bundled"))
     module.on_save_checkpoint({})  # finite: nothing to say
@@ -111,9 +111,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from convae.cli import one_line
-from convae.loggers import build_loggers
-from convae.results import write_json_atomic
+from convae.config.errors import one_line
+from convae.runs.results import write_json_atomic
+from convae.tracking.loggers import build_loggers
 
 mnt = Path(sys.argv[1])
 run = mnt / "run"
@@ -174,7 +174,7 @@ def test_a_full_disk_names_the_run_file_that_could_not_be_written(tmp_path):
 def test_a_run_file_error_survives_pickling():
     import errno
 
-    from convae.results import RunFileError
+    from convae.runs.results import RunFileError
 
     err = RunFileError("/r/metrics.csv", OSError(errno.EROFS, "Read-only file system"))
     back = pickle.loads(pickle.dumps(err))

@@ -7,8 +7,8 @@ from hydra.errors import ConfigCompositionException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from convae.cli import one_line
-from convae.config import MAX_LINE_CHARS, ConfigError, validate
+from convae.config.errors import MAX_LINE_CHARS, ConfigError, one_line
+from convae.config.validate import validate
 from convae.models import UPSAMPLERS, ConvAutoencoder
 
 # (override, who refuses it, a key and a value its one-line error must name). "compose":
@@ -101,9 +101,9 @@ def test_divergence_after_a_checkpoint_never_overwrites_the_best(tmp_path, compo
     """Real Lightning run: one good epoch, then the lr is blown up until the loss is NaN."""
     import pytorch_lightning as pl
 
-    from convae.build import build_datamodule, build_module, build_trainer
-    from convae.loggers import build_loggers
-    from convae.module import TrainingDiverged
+    from convae.tracking.loggers import build_loggers
+    from convae.training.build import build_datamodule, build_module, build_trainer
+    from convae.training.module import TrainingDiverged
 
     class BlowUpLr(pl.Callback):
         def on_train_epoch_start(self, trainer, module):

@@ -11,8 +11,8 @@ from helpers import results, train
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from convae.data.datamodule import ImageDataModule
-from convae.module import AutoencoderModule
-from convae.precision import resolve_precision
+from convae.training.module import AutoencoderModule
+from convae.training.precision import resolve_precision
 
 pytestmark = [
     pytest.mark.gpu,

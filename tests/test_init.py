@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from convae.config import ConfigError
+from convae.config.errors import ConfigError
 from convae.models import UPSAMPLERS, ConvAutoencoder
 from convae.models.init import CONVS
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from convae.config import ModelConfig
-from convae.losses import reconstruction_loss
+from convae.config.schema import ModelConfig
 from convae.models import UPSAMPLERS, ConvAutoencoder, count_parameters
+from convae.models.losses import reconstruction_loss
 
 DEPTH_PRESETS = {"16-8-8": [16, 8, 8], "32-32-16": [32, 32, 16]}
 

@@ -11,10 +11,11 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from convae.config import ConfigError
+from convae.config.errors import ConfigError
 from convae.data.datamodule import ImageDataModule
-from convae.module import AutoencoderModule
-from convae.precision import cpu_bf16_flags, resolve_precision
+from convae.hardware import cpu_bf16_flags
+from convae.training.module import AutoencoderModule
+from convae.training.precision import resolve_precision
 
 CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {}\nmodel name\t: x\n"
 

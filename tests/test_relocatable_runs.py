@@ -13,9 +13,9 @@ import torch
 from helpers import THREADS, results, run_script, train
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from convae import results as run_results
 from convae.callbacks.checkpointing import RelocatableModelCheckpoint
-from convae.checkpoint import read_checkpoint
+from convae.runs import results as run_results
+from convae.runs.checkpoint import read_checkpoint
 
 QUICK = ("callbacks.artifact_images_every=0",)
 # Best = highest val/loss: the first epoch's checkpoint stays the best as training goes on,

@@ -204,9 +204,9 @@ def test_an_interrupt_in_the_test_stage_says_how_to_resume(tmp_path, compose, to
     """The fit is over and its last.ckpt saved: the record names it, not "run it again"."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from convae.build import build_datamodule, build_module, build_trainer
-    from convae.loggers import build_loggers
+    from convae.tracking.loggers import build_loggers
     from convae.train import record_interrupt
+    from convae.training.build import build_datamodule, build_module, build_trainer
 
     torch_threads(1)
     cfg = compose("data.source=bundled", "trainer.max_steps=2", "data.eval_batch_size=100",

@@ -10,11 +10,11 @@ import torch
 import yaml
 from helpers import results, train
 
-from convae.callbacks.exact_resume import PRECISION_KEY
-from convae.checkpoint import read_checkpoint
-from convae.compose import compose_train
-from convae.config import ConfigError, to_container
-from convae.resume import config_for_resume, precision_to_resume
+from convae.config.compose import compose_train
+from convae.config.convert import to_container
+from convae.config.errors import ConfigError
+from convae.runs.checkpoint import PRECISION_KEY, read_checkpoint
+from convae.runs.resume import config_for_resume, precision_to_resume
 
 
 def started_run(tmp_path: Path, *overrides: str) -> Path:

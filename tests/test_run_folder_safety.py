@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import results, run_script, train
 
-from convae.run_lock import LOCK_NAME, FolderRefused, acquire, read_holder
+from convae.runs.lock import LOCK_NAME, FolderRefused, acquire, read_holder
 
 QUICK = ("callbacks.artifact_images_every=0", "callbacks.latent_space=false", "test=false")
 VICTIM_TEXT = "precious\n"

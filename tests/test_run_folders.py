@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from helpers import BIN, THREADS, results, run_script
 
-from convae.config import ConfigError
-from convae.paths import MAX_NAME, job_dirname
+from convae.config.errors import ConfigError
+from convae.config.resolvers import MAX_NAME, job_dirname
 from convae.report.sweeps import read_sweep
-from convae.run_lock import LOCK_NAME, FolderLocked, FolderRefused, acquire, read_holder
-from convae.sweep_folder import claim_sweep_folder, prepare_run_folder
-from convae.sweep_job_names import fixed_keys
+from convae.runs.folder import prepare_run_folder
+from convae.runs.lock import LOCK_NAME, FolderLocked, FolderRefused, acquire, read_holder
+from convae.sweeps.folder import claim_sweep_folder
+from convae.sweeps.job_names import fixed_keys
 
 TINY = ["data.source=bundled", f"threads={THREADS}", "trainer.enable_progress_bar=false",
         "callbacks.artifact_images_every=0", "callbacks.artifact_digits=100",
@@ -140,7 +141,7 @@ def test_sweep_existing_must_be_a_known_choice_and_overwrite_only_empties_sweep_
 def test_a_failed_job_restarting_removes_only_the_files_a_run_writes(tmp_path):
     from omegaconf import OmegaConf
 
-    from convae.config import TrainConfig
+    from convae.config.schema import TrainConfig
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "events.out.tfevents.1.host.1.0").write_bytes(b"old")

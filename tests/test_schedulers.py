@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from convae.build import build_datamodule, build_module, build_trainer
-from convae.loggers import build_loggers
+from convae.tracking.loggers import build_loggers
+from convae.training.build import build_datamodule, build_module, build_trainer
 
 STEPS = 8  # one epoch of the bundled split is 20 batches: all within epoch 0
 LR = 1e-3

@@ -18,7 +18,7 @@ import pytest
 from helpers import BIN, events, results, run_script, scalars
 from omegaconf import OmegaConf
 
-from convae.checkpoint import global_step, read_checkpoint
+from convae.runs.checkpoint import global_step, read_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

@@ -31,7 +31,7 @@ def test_ssim_and_psnr_of_colour_photo_patches_match_torchmetrics():
     from torchmetrics.image import PeakSignalNoiseRatio
 
     from convae.data.photos import load_photos
-    from convae.module import eval_metrics
+    from convae.training.module import eval_metrics
 
     patches = load_photos(patch_size=32, counts=(1, 1, 64), grayscale=False, seed=0)
     target = patches.test_images.float() / 255

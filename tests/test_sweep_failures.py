@@ -27,7 +27,7 @@ from helpers import BIN, results
 
 import convae
 from convae.callbacks.interrupt import JobNotStarted
-from convae.sweep_signals import portable
+from convae.sweeps.signals import portable
 
 SWEEP = ["-m", "data.source=bundled", "trainer.enable_progress_bar=false",
          "callbacks.artifact_digits=100", "callbacks.artifact_images_every=0",
@@ -37,16 +37,16 @@ SWEEP = ["-m", "data.source=bundled", "trainer.enable_progress_bar=false",
 # Arguments for the error classes that define their own __init__ (a subclass without one
 # uses its parent's): the pickling test builds each class with these.
 REPRESENTATIVE = {
-    "convae.checkpoint.CheckpointError": (
+    "convae.runs.checkpoint.CheckpointError": (
         "runs/a/checkpoints/last.ckpt",
         "refused: its pickle asks for the global builtins.exec",
         "refused",
     ),
-    "convae.checkpoint_io.CheckpointSaveError": (
+    "convae.runs.checkpoint_io.CheckpointSaveError": (
         Path("runs/a/checkpoints/best-epoch000-step20.ckpt"),
         PermissionError(13, "Permission denied", "runs/a/checkpoints/.best.tmp"),
     ),
-    "convae.results.RunFileError": (
+    "convae.runs.results.RunFileError": (
         Path("runs/a/metrics.csv"),
         OSError(28, "No space left on device"),
     ),
@@ -98,8 +98,9 @@ ERRORS = convae_errors()
 
 def test_the_error_classes_are_found():
     names = {_name(cls) for cls in ERRORS}
-    assert {"convae.checkpoint.CheckpointError", "convae.checkpoint_io.CheckpointSaveError",
-            "convae.config.ConfigError", "convae.callbacks.interrupt.JobInterrupted",
+    assert {"convae.runs.checkpoint.CheckpointError",
+            "convae.runs.checkpoint_io.CheckpointSaveError", "convae.config.errors.ConfigError",
+            "convae.callbacks.interrupt.JobInterrupted",
             "convae.train.Interrupted"} <= names  # fmt: skip
 
 
@@ -114,8 +115,8 @@ def test_every_convae_error_survives_pickling(cls):
 
 
 def test_a_checkpoint_error_keeps_its_path_reason_and_kind():
-    from convae.checkpoint import CheckpointError
-    from convae.checkpoint_io import CheckpointSaveError
+    from convae.runs.checkpoint import CheckpointError
+    from convae.runs.checkpoint_io import CheckpointSaveError
 
     err = pickle.loads(pickle.dumps(CheckpointError("a/last.ckpt", "empty (0 bytes)", "damaged")))
     assert (err.path, err.why, err.kind) == (Path("a/last.ckpt"), "empty (0 bytes)", "damaged")
@@ -145,7 +146,7 @@ def test_a_job_failure_that_would_not_unpickle_is_sent_as_a_runtime_error():
 
 
 def test_a_stopped_sweeps_last_line_counts_the_jobs_not_started(tmp_path, monkeypatch):
-    from convae import sweep_summary
+    from convae.sweeps import summary as sweep_summary
 
     sweep_dir = tmp_path / "sweep"
     for job, record in {"seed=0": {"status": "completed"},

@@ -65,7 +65,7 @@ def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):
     import pytorch_lightning as pl
 
     from convae.data.datamodule import ImageDataModule
-    from convae.module import AutoencoderModule
+    from convae.training.module import AutoencoderModule
 
     proc = run_script("convae-train", "data.source=bundled", "trainer=ddp", "trainer.devices=2",
                       "trainer.max_steps=20", "threads=1", "trainer.enable_progress_bar=false",

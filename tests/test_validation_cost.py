@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers import events
 
-from convae.build import build_datamodule, build_module, build_trainer
 from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.reconstructions import ReconstructionGrid
-from convae.loggers import build_loggers
 from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, nice_ceiling
+from convae.tracking.loggers import build_loggers
+from convae.training.build import build_datamodule, build_module, build_trainer
 
 
 def validate_counting_forwards(compose, tmp_path, *overrides: str):

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from convae.compat import logging_step
-from convae.loggers import tensorboard_writer
+from convae.tracking.loggers import tensorboard_writer
 
 
 def tb_step(trainer: pl.Trainer) -> int:

@@ -9,8 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 
 from convae.compat import mark_finished_epoch_completed
-
-PRECISION_KEY = "convae_precision"  # the precision the checkpointed run trained at
+from convae.runs.checkpoint import PRECISION_KEY
 
 
 class ExactResume(pl.Callback):
@@ -33,7 +32,7 @@ class ExactResume(pl.Callback):
         self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         # trainer.precision=auto may resolve differently on the machine that resumes: the
-        # resume trains on at the precision the run began with (convae/resume.py).
+        # resume trains on at the precision the run began with (convae/runs/resume.py).
         checkpoint[PRECISION_KEY] = trainer.precision
 
     def on_load_checkpoint(

@@ -3,7 +3,7 @@ batch and leaves a resumable ``checkpoints/last.ckpt``; ``convae-train resume=<r
 continues from it with the same data order, noise and TensorBoard run. A launcher's SIGUSR2
 handler (submitit's: requeue at the time limit, then exit) runs after that save. In a
 joblib sweep's worker the same stop comes from the sweep's main process
-(convae/sweep_signals.py: ``sweep_stopping``).
+(convae/sweeps/signals.py: ``sweep_stopping``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convae.compat import request_sigterm_stop
+from convae.errors import ConvaeError
 
 
-class JobInterrupted(Exception):
+class JobInterrupted(ConvaeError):
     """A sweep job stopped this way, raised as an error rather than exit 143: the launcher
     records it as the job's result and goes on with the other jobs. With an exit, submitit
     had no result to return, and on a cluster without accounting (no sacct) the sweep
@@ -29,7 +30,7 @@ class JobInterrupted(Exception):
 
 class JobNotStarted(JobInterrupted):
     """A sweep job left out because the sweep was stopped before it began
-    (convae/sweep_signals.py): nothing of it was written. ``args[0]``: its folder name."""
+    (convae/sweeps/signals.py): nothing of it was written. ``args[0]``: its folder name."""
 
     @property
     def job(self) -> str:
@@ -40,7 +41,7 @@ class JobNotStarted(JobInterrupted):
 
 
 # A parallel sweep told to stop (SIGTERM or Ctrl-C to its main process): set up in the
-# sweep's processes by convae/sweep_signals.py. Outside a sweep both stay None.
+# sweep's processes by convae/sweeps/signals.py. Outside a sweep both stay None.
 _sweep_stopping: Callable[[], bool] | None = None
 _stop_sweep: Callable[[int], None] | None = None
 

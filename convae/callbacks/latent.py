@@ -21,8 +21,7 @@ from torchvision.utils import make_grid
 
 from convae.callbacks.common import tb_step, tb_writer
 from convae.metrics.checkerboard import checkerboard_scores
-from convae.metrics.grid import grid_scores
-from convae.module import model_grid_periods
+from convae.metrics.grid import grid_scores, model_grid_periods
 
 PROJECTOR_TAG = "latent/codes"
 IMAGE_TAGS = ("latent/interpolations", "latent/random")

@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convae.errors import ConvaeError
+
 # Third byte of the magic number: element type; fourth: number of dimensions.
 _UBYTE = 0x08
 
 
-class DataFileError(ValueError):
+class DataFileError(ConvaeError, ValueError):
     """A data file is missing, corrupt or inconsistent; the message names the file."""
 
 

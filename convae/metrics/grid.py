@@ -46,6 +46,7 @@ experiments/grid_calibration.md, which also tables the scores of known artifacts
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchmetrics import Metric
@@ -57,6 +58,7 @@ __all__ = [
     "grid_periods",
     "grid_scores",
     "grid_statistics",
+    "model_grid_periods",
     "scores_from_statistics",
 ]
 
@@ -74,6 +76,10 @@ def grid_periods(stages: int, image_size: int | None = None) -> list[int]:
         while periods and image_size - 2 * grid_border(periods) < periods[-1]:
             periods.pop()
     return periods
+
+
+def model_grid_periods(model: dict[str, Any]) -> list[int]:
+    return grid_periods(len(model["depths"]), model.get("image_size"))
 
 
 def grid_names(periods: Sequence[int]) -> list[str]:

@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from convae.config import PLUMBING_KEYS, flatten
+from convae.config.convert import flatten
+from convae.config.schema import PLUMBING_KEYS
 from convae.report.curves import DEFAULT_CURVES, curves_figure, curves_frame
 from convae.report.figures import RECON_DIGITS, reconstructions_figure
 from convae.report.labels import Dimension, dimensions, short_labels
@@ -47,7 +48,7 @@ from convae.report.tables import (
     to_markdown,
     varying_keys,
 )
-from convae.results import write_atomic
+from convae.runs.results import write_atomic
 
 PROG = "convae-report"
 NO_JOB_COMPLETED = 1  # the exit status when there is nothing to tabulate; 2: a usage error
@@ -226,7 +227,7 @@ def build_report(
 
 
 def _cannot_write(out: Path, err: OSError) -> ReportError:
-    err = getattr(err, "os_error", err)  # convae.results.RunFileError: the system's reason
+    err = getattr(err, "os_error", err)  # convae.runs.results.RunFileError: the system's reason
     return ReportError(
         f"cannot write the report in {out}: {one_line(err)}; nothing was written "
         "(--out names another folder)"

@@ -13,9 +13,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from convae.finished_run import FinishedRun
 from convae.report.sweeps import Job
 from convae.report.tables import SEED
+from convae.runs.finished_run import FinishedRun
 
 RECON_DIGITS = 10
 ZOOM = 4  # screen pixels per image pixel: enough to see period-2 checkerboards
@@ -34,7 +34,7 @@ def png(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def _data_kwargs(job: Job) -> dict[str, Any]:
-    """The job's data as the run saw it (convae.finished_run)."""
+    """The job's data as the run saw it (convae.runs.finished_run)."""
     return FinishedRun(job.folder, job.results).data_arguments(job.config)
 
 
@@ -42,9 +42,9 @@ def reconstruction_rows(job: Job, n: int, cache: dict) -> tuple[Any, Any, Any]:
     """(targets, noisy inputs or None, reconstructions) for the first ``n`` test digits."""
     import torch
 
-    from convae.checkpoint import load_module
     from convae.data.datamodule import ImageDataModule
     from convae.data.noise import to_unit
+    from convae.training.module import load_module
 
     ckpt = FinishedRun(job.folder, job.results).checkpoint()
     if ckpt is None:

@@ -17,8 +17,8 @@ import yaml
 from hydra.errors import OverrideParseException
 
 from convae.compat import basic_sweep_jobs
-from convae.config import flatten
-from convae.results import RESULTS, results_shape_problem
+from convae.config.convert import flatten
+from convae.runs.results import RESULTS, results_shape_problem
 
 SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)
 JOB_COLUMNS = ["sweep", "job", "status", "error"]

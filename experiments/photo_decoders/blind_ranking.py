@@ -27,10 +27,10 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from convae.checkpoint import load_module
 from convae.data.datamodule import ImageDataModule
 from convae.data.noise import to_unit
-from convae.finished_run import FinishedRun
+from convae.runs.finished_run import FinishedRun
+from convae.training.module import load_module
 
 PATCHES = 12  # spread over the whole test split: both test photographs
 ZOOM = 4

@@ -1,0 +1,68 @@
+"""``trainer.precision: auto``: bf16 mixed precision where the hardware multiplies bf16
+natively, fp32 elsewhere. Emulated bf16 (a CPU without AMX or AVX512-BF16) is slower than
+fp32, so the choice follows what this machine has, read at run time, never a guess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from convae.config.errors import ConfigError
+from convae.hardware import cpu_bf16_flags
+
+AUTO = "auto"
+# Lightning's names; "bf16"/"16"/"32" are its short aliases of the same settings.
+ALIASES = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+CHOICES = (AUTO, "32-true", "bf16-mixed", "16-mixed")
+
+
+@dataclass(frozen=True)
+class Precision:
+    value: str  # what Lightning gets: 32-true, bf16-mixed or 16-mixed
+    reason: str  # one line for the log
+
+
+def uses_gpu(accelerator: str) -> bool:
+    """Where Lightning will train: "auto" means the GPU when CUDA has one."""
+    return accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
+
+
+def resolve_precision(
+    requested: str, accelerator: str, *, cpu_flags: list[str] | None = None,
+    gpu_bf16: bool | None = None,
+) -> Precision:  # fmt: skip
+    """The precision to train with, and why; a value this hardware cannot run is a one-line
+    ConfigError. ``cpu_flags`` and ``gpu_bf16`` default to this machine's."""
+    value = ALIASES.get(str(requested), str(requested))
+    if value not in CHOICES:
+        raise ConfigError(
+            f"trainer.precision={requested!r} is invalid: expected one of {', '.join(CHOICES)}"
+        )
+    gpu = uses_gpu(accelerator)
+    if gpu:
+        if gpu_bf16 is None:
+            gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if value == AUTO:
+            if gpu_bf16:
+                return Precision("bf16-mixed", "auto: this GPU computes in bf16 natively")
+            return Precision("32-true", "auto: this GPU has no native bf16")
+        if value == "bf16-mixed" and not gpu_bf16:
+            raise ConfigError(
+                "trainer.precision='bf16-mixed' is invalid: this GPU has no bf16 support; "
+                "use auto, 32-true or 16-mixed"
+            )
+        return Precision(value, "as configured")
+    if value == "16-mixed":
+        raise ConfigError(
+            "trainer.precision='16-mixed' is invalid: fp16 mixed precision needs a GPU; "
+            "on the CPU use auto, 32-true or bf16-mixed"
+        )
+    flags = cpu_bf16_flags() if cpu_flags is None else cpu_flags
+    if value == AUTO:
+        if flags:
+            return Precision("bf16-mixed", f"auto: this CPU has native bf16 ({', '.join(flags)})")
+        return Precision("32-true", "auto: this CPU has no native bf16 (no AMX or AVX512-BF16)")
+    if value == "bf16-mixed" and not flags:
+        return Precision(value, "as configured; this CPU emulates bf16, expect it slower than fp32")
+    return Precision(value, "as configured")
