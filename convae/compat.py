@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -112,6 +112,21 @@ def tb_file_writer(writer: Any) -> Any:
     (``SummaryWriter._get_file_writer``; the public ``add_hparams`` writes them into a new
     sub-run instead)."""
     return writer._get_file_writer()
+
+
+def wrap_tb_file_writers(writer: Any, wrap: Callable[[Callable[[], Any]], Any]) -> None:
+    """Every ``FileWriter`` the SummaryWriter ``writer`` hands out from now on comes from
+    ``wrap(open_file_writer)`` (it replaces the private ``SummaryWriter._get_file_writer``,
+    through which every add_* call and ``tb_file_writer`` reach the file)."""
+    open_file_writer = writer._get_file_writer
+    writer._get_file_writer = lambda: wrap(open_file_writer)
+
+
+def tb_event_file(file_writer: Any) -> str:
+    """The event file a ``FileWriter`` writes (its ``EventFileWriter``'s private
+    ``_file_name``), else its log folder."""
+    event_writer = getattr(file_writer, "event_writer", None)
+    return getattr(event_writer, "_file_name", None) or file_writer.get_logdir()
 
 
 # --- Hydra ----------------------------------------------------------------------------

@@ -141,6 +141,21 @@ def test_tb_file_writer_writes_summaries_into_the_runs_own_event_file(tmp_path):
     assert "_hparams_/experiment" in acc.summary_metadata
 
 
+def test_wrapped_tb_file_writers_serve_every_write_and_name_their_event_file(tmp_path):
+    writer, seen = SummaryWriter(tmp_path), []
+
+    def wrap(open_file_writer):
+        file_writer = open_file_writer()
+        seen.append(compat.tb_event_file(file_writer))
+        return file_writer
+
+    compat.wrap_tb_file_writers(writer, wrap)
+    writer.add_scalar("x", 1.0, 0)  # add_* reach the file through the wrapped writer
+    writer.close()
+    (event_file,) = tmp_path.glob("events.out.tfevents.*")
+    assert seen and set(seen) == {str(event_file)}
+
+
 def test_basic_sweep_jobs_expands_sweep_lists_like_hydras_basic_sweeper():
     jobs = compat.basic_sweep_jobs(["seed=0,1", "model.upsample=nearest,transposed", "loss=bce"])
     assert jobs == [

@@ -15,7 +15,12 @@ from pytorch_lightning.loggers import Logger, MLFlowLogger, TensorBoardLogger
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_only
 
-from convae.compat import AppendingCSVLogger, tb_file_writer
+from convae.compat import (
+    AppendingCSVLogger,
+    tb_event_file,
+    tb_file_writer,
+    wrap_tb_file_writers,
+)
 from convae.runs.results import writing
 from convae.tracking.hparams import write_hparams
 
@@ -71,30 +76,28 @@ class RunTensorBoardLogger(TensorBoardLogger):
 def _name_write_errors(writer: Any) -> None:
     """Every FileWriter of the SummaryWriter ``writer`` (it opens a new one after a close,
     e.g. for the test stage after fit) gets writing methods whose OSError names its event
-    file. SummaryWriter reaches them through ``_get_file_writer`` (compat.tb_file_writer)."""
-    get_file_writer = writer._get_file_writer
+    file (compat.wrap_tb_file_writers: SummaryWriter hands them out privately)."""
     new_file = Path(writer.log_dir) / "events.out.tfevents.*"
 
-    def named_file_writer() -> Any:
+    def named(open_file_writer: Any) -> Any:
         with writing(new_file):  # a new FileWriter creates its file and writes to it
-            file_writer = get_file_writer()
+            file_writer = open_file_writer()
         if getattr(file_writer, "_convae_named", False):
             return file_writer
-        event_writer = getattr(file_writer, "event_writer", None)
-        path = getattr(event_writer, "_file_name", None) or file_writer.get_logdir()
+        path = tb_event_file(file_writer)
         for name in ("add_event", "flush", "close"):
             method = getattr(file_writer, name)
 
             @functools.wraps(method)
-            def named(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            def named_method(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
                 with writing(path):
                     return _method(*args, **kwargs)
 
-            setattr(file_writer, name, named)
+            setattr(file_writer, name, named_method)
         file_writer._convae_named = True
         return file_writer
 
-    writer._get_file_writer = named_file_writer
+    wrap_tb_file_writers(writer, named)
     tb_file_writer(writer)  # the open one, named now
     _quiet_event_thread_errors()
 
