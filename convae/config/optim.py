@@ -38,7 +38,7 @@ def _plain(value: Any) -> bool:
 
 def _resolve(key: str, target: object, module: str, kind: str) -> type:
     """The class ``target`` names, imported only from ``module`` (or below it)."""
-    allowed = f"expected a {kind} class from {module}, e.g. {_EXAMPLES[kind]}"
+    allowed = f"expected {_ARTICLE[kind]} {kind} class from {module}, e.g. {_EXAMPLES[kind]}"
     if not isinstance(target, str) or "." not in target:
         raise _refuse(key, target, allowed)
     where, _, name = target.rpartition(".")
@@ -110,6 +110,7 @@ def _scheduler_base() -> tuple[type, ...]:
 
 
 _BASES = {"optimizer": _optimizer_base, "scheduler": _scheduler_base}
+_ARTICLE = {"optimizer": "an", "scheduler": "a"}
 _EXAMPLES = {
     "optimizer": "torch.optim.Adam, torch.optim.AdamW or torch.optim.SGD",
     "scheduler": "torch.optim.lr_scheduler.CosineAnnealingLR (scheduler=cosine, step, "
