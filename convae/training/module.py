@@ -14,7 +14,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from convae.config.optim import scheduler_spec
 from convae.config.schema import SCHEDULER_KEYS
-from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
+from convae.data.noise import to_unit, training_inputs
 from convae.errors import ConvaeError
 from convae.metrics.grid import GridScore, model_grid_periods
 from convae.metrics.ssim import FastSSIM
@@ -142,10 +142,10 @@ class AutoencoderModule(pl.LightningModule):
 
     def _training_pair(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         targets = to_unit(batch)
-        g = seeded_generator(
-            self.seed, TRAIN, self.global_step, self.global_rank, device=targets.device
+        inputs = training_inputs(
+            targets, self.noise_std, seed=self.seed, step=self.global_step, rank=self.global_rank
         )
-        return add_noise(targets, self.noise_std, g), targets
+        return inputs, targets
 
     @staticmethod
     def _eval_pair(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
