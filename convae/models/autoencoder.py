@@ -9,12 +9,13 @@ The network returns logits; ``torch.sigmoid`` gives the image.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from convae.models.init import initialise_
-from convae.models.upsample import UPSAMPLERS, StageOptions, same_conv
+from convae.models.upsample import UPSAMPLERS, decoder_options, same_conv
 
 
 def encoder_sizes(image_size: int, n_stages: int) -> list[int]:
@@ -28,7 +29,9 @@ def encoder_sizes(image_size: int, n_stages: int) -> list[int]:
 class ConvAutoencoder(nn.Module):
     """Keyword-only, so a config's model section maps straight onto it:
     ``ConvAutoencoder(**cfg.model)``. The values are trusted: ``config.validate`` has
-    checked them (positive depths, odd kernel, a registered upsample mode)."""
+    checked them (positive depths, odd kernel, a registered upsample mode). The decoder's
+    own settings (``transposed_kernel_size``, ``icnr``, ...: convae/models/upsample.py)
+    come as ``decoder_settings``; each decoder takes its own and ignores the others'."""
 
     def __init__(
         self,
@@ -36,11 +39,10 @@ class ConvAutoencoder(nn.Module):
         depths: Sequence[int] = (16, 8, 8),
         kernel_size: int = 3,
         upsample: str = "nearest",
-        transposed_kernel_size: int = 3,
-        icnr: bool = False,
         init: str = "torch",
         in_channels: int = 1,
         image_size: int = 28,
+        **decoder_settings: Any,
     ) -> None:
         super().__init__()
         depths = list(depths)
@@ -55,7 +57,7 @@ class ConvAutoencoder(nn.Module):
         self.encoder = nn.Sequential(*enc)
 
         build = UPSAMPLERS[upsample]
-        options = StageOptions(transposed_kernel_size=transposed_kernel_size, icnr=icnr)
+        options = decoder_options(upsample, decoder_settings)
         dec: list[nn.Module] = []
         for d, target in zip(reversed(depths), reversed(sizes[:-1]), strict=True):
             dec.append(

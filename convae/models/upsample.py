@@ -6,13 +6,18 @@ learned part a plain conv after the resize; learned upsamplers fold it into the 
 layer, so every mode has one learned layer per stage and comparable parameter counts.
 
 A new decoder is one builder decorated with ``@register("name")`` plus one YAML file in
-``conf/upsample/``; ``tests/test_models.py`` runs over the whole registry.
+``conf/upsample/`` (docs/extending.md); ``tests/test_models.py`` runs over the whole
+registry. A decoder with settings of its own declares them with its registration,
+``@register("name", options=SomeOptions)``: a frozen dataclass whose fields are its
+``model.*`` keys with their defaults, handed to the builder as ``options`` (None for a
+decoder without settings). Every other decoder ignores them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,29 +26,68 @@ from torch import nn
 
 class StageBuilder(Protocol):
     def __call__(
-        self, *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: StageOptions
+        self, *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: Any
     ) -> nn.Module: ...
 
 
-class StageOptions:
-    """Mode-specific knobs, taken from the model config."""
-
-    def __init__(self, *, transposed_kernel_size: int = 3, icnr: bool = False) -> None:
-        self.transposed_kernel_size = transposed_kernel_size
-        self.icnr = icnr
-
-
 UPSAMPLERS: dict[str, StageBuilder] = {}
+# The settings dataclass of each decoder that has settings.
+DECODER_OPTIONS: dict[str, type] = {}
 
 
-def register(name: str) -> Callable[[StageBuilder], StageBuilder]:
+def register(name: str, *, options: type | None = None) -> Callable[[StageBuilder], StageBuilder]:
+    """Registers the decorated stage builder as ``model.upsample=<name>``, with the
+    dataclass of its own settings (``options``), if it has any."""
+    if options is not None and not dataclasses.is_dataclass(options):
+        raise TypeError(f"upsample mode {name!r}: options must be a dataclass, not {options!r}")
+
     def add(builder: StageBuilder) -> StageBuilder:
         if name in UPSAMPLERS:
             raise ValueError(f"upsample mode {name!r} is registered twice")
+        if options is not None:
+            settings = decoder_settings()
+            for field in dataclasses.fields(options):
+                if field.name in settings and settings[field.name] != _default(field):
+                    raise ValueError(
+                        f"upsample mode {name!r}: setting {field.name!r} has another default "
+                        "in another decoder's options"
+                    )
+            DECODER_OPTIONS[name] = options
         UPSAMPLERS[name] = builder
         return builder
 
     return add
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def decoder_settings() -> dict[str, Any]:
+    """Every decoder setting (a ``model.*`` key) any registered decoder declares, with its
+    default."""
+    return {
+        field.name: _default(field)
+        for options in DECODER_OPTIONS.values()
+        for field in dataclasses.fields(options)
+    }
+
+
+def decoder_options(upsample: str, settings: Mapping[str, Any]) -> Any:
+    """The options of decoder ``upsample`` from ``settings`` (model arguments beyond the
+    common ones): its own fields, the defaults where a key is not given; None for a
+    decoder without settings. A key no registered decoder declares is a TypeError, as an
+    unexpected keyword argument is."""
+    unknown = sorted(set(settings) - set(decoder_settings()))
+    if unknown:
+        raise TypeError(f"unexpected model arguments {', '.join(unknown)}: no decoder has them")
+    options = DECODER_OPTIONS.get(upsample)
+    if options is None:
+        return None
+    own = {f.name for f in dataclasses.fields(options)}
+    return options(**{k: v for k, v in settings.items() if k in own})
 
 
 def same_conv(in_ch: int, out_ch: int, kernel_size: int) -> nn.Conv2d:
@@ -85,7 +129,7 @@ class CropTo(nn.Module):
 
 def _resize_conv(mode: str) -> StageBuilder:
     def build(
-        *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: StageOptions
+        *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: None
     ) -> nn.Module:
         return nn.Sequential(
             Resize(target, mode), same_conv(in_ch, out_ch, kernel_size), nn.ReLU(inplace=True)
@@ -99,9 +143,14 @@ register("nearest")(_resize_conv("nearest"))
 register("bilinear")(_resize_conv("bilinear"))
 
 
-@register("transposed")
+@dataclasses.dataclass(frozen=True)
+class TransposedOptions:
+    transposed_kernel_size: int = 3  # 3: uneven overlap (checkerboard-prone); 4: even overlap
+
+
+@register("transposed", options=TransposedOptions)
 def transposed(
-    *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: StageOptions
+    *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: TransposedOptions
 ) -> nn.Module:
     """ConvTranspose2d with stride 2 and kernel ``transposed_kernel_size``.
 
@@ -159,8 +208,13 @@ def icnr_(
         conv.bias.copy_(base.bias.repeat_interleave(r2, dim=0))
 
 
-@register("pixel_shuffle")
+@dataclasses.dataclass(frozen=True)
+class PixelShuffleOptions:
+    icnr: bool = False  # start as conv + nearest resize (ICNR, Aitken et al. 2017)
+
+
+@register("pixel_shuffle", options=PixelShuffleOptions)
 def pixel_shuffle(
-    *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: StageOptions
+    *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: PixelShuffleOptions
 ) -> nn.Module:
     return PixelShuffleStage(in_ch, out_ch, target, kernel_size, icnr=options.icnr)
