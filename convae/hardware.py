@@ -4,7 +4,7 @@ threads a run may take of them), and whether the CPU multiplies bf16 natively.
 Oversubscribing the cores (jobs x threads > cores) made training several times slower
 (docs/speed.md), so parallel sweep jobs split the cores. Emulated bf16 (a CPU without AMX
 or AVX512-BF16) is slower than fp32, so ``trainer.precision: auto`` asks
-:func:`cpu_bf16_flags` (convae/training/precision.py).
+:func:`cpu_bf16_flags` (convae/config/precision.py).
 """
 
 from __future__ import annotations

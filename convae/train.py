@@ -23,12 +23,11 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from convae.callbacks.interrupt import GracefulInterrupt, JobInterrupted
 from convae.callbacks.latent import LatentSpace
 from convae.config.convert import plain, to_container
-from convae.config.errors import ConfigError, condensing_errors, one_line, run_cli, short_repr
+from convae.config.errors import ConfigError, condensing_errors, one_line, run_cli
 from convae.config.schema import register_configs
-from convae.config.validate import check_known_keys, validate
+from convae.config.validate import check_known_keys, objective_tags, validate
 from convae.data.datamodule import ImageDataModule
 from convae.hardware import available_cores, capped_threads, default_threads
-from convae.metrics.grid import grid_names, model_grid_periods
 from convae.runs.checkpoint import read_checkpoint, run_relative
 from convae.runs.folder import claim_run_folder, prepare_run_folder
 from convae.runs.hydra_record import Composition
@@ -43,22 +42,15 @@ from convae.runs.results import (
 )
 from convae.runs.resume import (
     config_for_resume,
-    precision_to_resume,
     requeued_checkpoint,
     resume_checkpoint,
+    trained_precision,
 )
 from convae.sweeps.summary import unfinished_jobs
 from convae.tracking.hparams import run_hparams
 from convae.tracking.loggers import build_loggers, log_run_file, log_run_params
-from convae.training.build import (
-    build_callbacks,
-    build_datamodule,
-    build_module,
-    build_trainer,
-    model_arguments,
-)
-from convae.training.module import AutoencoderModule, eval_metrics
-from convae.training.precision import resolve_precision
+from convae.training.build import build_datamodule, build_module, build_trainer
+from convae.training.module import AutoencoderModule
 
 log = logging.getLogger("convae")
 git_commit()  # now, while the checkout holds the code this process imported
@@ -77,12 +69,10 @@ def train(cfg: DictConfig, run_dir: Path, composition: Composition | None = None
     ckpt = resume_checkpoint(cfg) or requeued_checkpoint(run_dir)
     if ckpt is not None:
         cfg = config_for_resume(cfg, ckpt, HydraConfig.get().overrides.task)
-    validate(cfg)  # before any data is loaded or model built
-    check_monitor(cfg, run_dir)
+    # The one gate, before any data is loaded or model built; it resolves the precision.
+    precision = validate(cfg, trained_precision=trained_precision(ckpt))
     if composition is not None and rank_zero_only.rank == 0:
         composition.save(run_dir)  # accepted: Hydra's record of this command (.hydra/)
-    requested = precision_to_resume(cfg.trainer.precision, ckpt)
-    precision = resolve_precision(requested, cfg.trainer.accelerator)
     log.info("precision %s: %s", precision.value, precision.reason)
     started = time.time()
     if cfg.threads is not None:
@@ -160,41 +150,6 @@ def train(cfg: DictConfig, run_dir: Path, composition: Composition | None = None
         log_run_file(loggers, run_dir / RESULTS)
         log.info("Results in %s: %s", run_dir / RESULTS, metrics)
     return results
-
-
-def monitorable_tags(cfg: DictConfig, run_dir: Path) -> list[str]:
-    """What callbacks.checkpoint_monitor may name: train/loss and every scalar a validation
-    logs (the module's validation metrics, the callbacks' metric_tags()), known from the
-    config alone: callbacks are built, not run."""
-    tags = list(eval_metrics("val").keys())
-    tags += [f"val/{name}" for name in grid_names(model_grid_periods(model_arguments(cfg)))]
-    tags += [t for cb in build_callbacks(cfg, run_dir) if hasattr(cb, "metric_tags")
-             for t in cb.metric_tags()]  # fmt: skip
-    return ["train/loss", *(t for t in tags if t.startswith("val/"))]
-
-
-def check_monitor(cfg: DictConfig, run_dir: Path) -> None:
-    """A monitor the run never logs would fail only after the first epoch (ModelCheckpoint
-    and EarlyStopping look it up then), an optimized_metric only once the run is over:
-    both refused before any data is loaded."""
-    monitor, tags = cfg.callbacks.checkpoint_monitor, monitorable_tags(cfg, run_dir)
-    if monitor not in tags:
-        raise ConfigError(
-            f"callbacks.checkpoint_monitor={short_repr(monitor)} is invalid: expected a tag "
-            f"the run logs: {', '.join(tags)}"
-        )
-    val_tags = [t for t in tags if t.startswith("val/")]
-    wanted = objective_tags(cfg)
-    if not wanted or any(t not in val_tags for t in wanted):
-        raise ConfigError(
-            f"optimized_metric={short_repr(plain(cfg.optimized_metric))} is invalid: expected "
-            f"a tag or a list of tags from {', '.join(val_tags)}"
-        )
-
-
-def objective_tags(cfg: DictConfig) -> list[str]:
-    wanted = plain(cfg.optimized_metric)
-    return [wanted] if isinstance(wanted, str) else list(wanted or [])
 
 
 def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | list[float] | None:

@@ -14,11 +14,12 @@ from helpers import events, results, run_script
 
 from convae.config.errors import MAX_LINE_CHARS, ConfigError, one_line
 from convae.config.schema import TrainConfig
-from convae.config.validate import MAX_SEED, validate
+from convae.config.validate import MAX_SEED, check_monitor, monitorable_tags, validate
 from convae.hardware import available_cores, capped_threads
 from convae.report.sweeps import read_job
 from convae.runs.results import read_results
-from convae.train import _remove_if_empty, check_monitor, monitorable_tags
+from convae.train import _remove_if_empty
+from convae.train import main as train_main
 
 LONG = "x" * 100_000
 FAST = ["callbacks.artifact_images_every=0", "trainer.enable_progress_bar=false", "test=false"]
@@ -52,6 +53,11 @@ REFUSED = [
     (["+optim._args_=[1]"], "optim._args_"),
     (["scheduler=step", "scheduler._target_=torch.optim.Adam"], "scheduler._target_"),
     (["scheduler=step", "+scheduler.gamma={_target_:builtins.open}"], "scheduler.gamma"),
+    (["trainer.precision=fp8"], "trainer.precision"),
+    (["trainer.precision=16-mixed", "trainer.accelerator=cpu"], "trainer.precision"),
+    (["callbacks.checkpoint_monitor=val/los"], "callbacks.checkpoint_monitor"),
+    (["callbacks.checkpoint_monitor=test/loss"], "callbacks.checkpoint_monitor"),
+    (["optimized_metric=val/grid_p16"], "optimized_metric"),  # 3 stages: periods 2, 4, 8
 ]
 
 
@@ -64,6 +70,39 @@ def test_bad_inputs_are_refused_in_one_short_line_naming_the_key(compose, overri
     assert line.startswith(f"{key}=") or line.startswith(f"{key}:"), line
     assert "\n" not in line and len(line) <= MAX_LINE_CHARS
     assert str(err.value) == line  # validate's own message is already capped
+
+
+@pytest.fixture
+def restored_logging():
+    """Hydra configures logging for the job it runs (handlers on train.log and the console):
+    run in this process, that setup is undone afterwards."""
+    loggers = [logging.root, *(lg for lg in logging.Logger.manager.loggerDict.values()
+                               if isinstance(lg, logging.Logger))]  # fmt: skip
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate, disabled in saved:
+        for handler in set(lg.handlers) - set(handlers):
+            handler.close()
+        lg.handlers[:], lg.level, lg.propagate, lg.disabled = handlers, level, propagate, disabled
+
+
+@pytest.mark.parametrize("overrides,key", REFUSED, ids=[k for _, k in REFUSED])
+def test_compose_train_and_convae_train_refuse_the_same_configs_with_the_same_line(
+    compose, overrides, key, tmp_path, monkeypatch, capsys, restored_logging
+):
+    """One gate: the real convae-train entry point (in this process, so the whole table
+    costs seconds) prints exactly the line compose_train raises, and exits 1."""
+    with pytest.raises(ConfigError) as err:
+        compose(*overrides)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # run_cli sets both; restored afterwards
+    monkeypatch.setenv("_CONVAE_ONE_LINE_ERRORS", "0")
+    monkeypatch.setattr("sys.argv", ["convae-train", *overrides])
+    with pytest.raises(SystemExit) as exit_:
+        train_main()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"convae-train: error: {one_line(err.value)}\n"
+    assert not (tmp_path / "outputs" / "runs").exists()  # no run folder left behind
 
 
 def test_an_unknown_added_key_lists_every_key_of_the_schema(compose):
@@ -99,27 +138,26 @@ def test_hydra_keys_and_unlimited_epochs_with_a_step_limit_pass(compose):
     assert "hydra" in cfg  # validate saw Hydra's own keys, and let them pass
 
 
-def test_a_monitor_the_run_never_logs_is_refused_listing_the_logged_tags(tmp_path, compose):
+def test_a_monitor_the_run_never_logs_is_refused_listing_the_logged_tags(compose):
     cfg = compose("callbacks.checkpoint_monitor=val/los", validate=False)
     with pytest.raises(ConfigError) as err:
-        check_monitor(cfg, tmp_path / "run")
+        check_monitor(cfg)
     line = one_line(err.value)
     assert line.startswith("callbacks.checkpoint_monitor='val/los' is invalid")
     for tag in ("train/loss", "val/loss", "val/ssim", "val/cb2_incoh"):
         assert tag in line
     assert "test/" not in line  # test metrics exist only after training
-    assert not (tmp_path / "run").exists()  # nothing written while checking
-    check_monitor(compose("callbacks.checkpoint_monitor=val/ssim"), tmp_path / "run")
+    check_monitor(compose("callbacks.checkpoint_monitor=val/ssim"))
 
 
 @pytest.mark.parametrize("value", ["val/los", "[val/loss,test/loss]", "[]"])
-def test_an_optimized_metric_the_run_never_returns_is_refused(tmp_path, compose, value):
+def test_an_optimized_metric_the_run_never_returns_is_refused(compose, value):
     cfg = compose(f"optimized_metric={value}", validate=False)
     with pytest.raises(ConfigError) as err:
-        check_monitor(cfg, tmp_path / "run")
+        check_monitor(cfg)
     line = one_line(err.value)
     assert line.startswith("optimized_metric=") and "val/cb2_incoh" in line, line
-    check_monitor(compose("optimized_metric=[val/loss,val/cb2_incoh]"), tmp_path / "run")
+    check_monitor(compose("optimized_metric=[val/loss,val/cb2_incoh]"))
 
 
 def test_one_line_caps_raw_and_composition_errors(compose):
@@ -215,7 +253,7 @@ def test_threads_1000_runs_on_the_available_cores_and_records_them(tmp_path, com
     assert results(run)["config"]["threads"] == len(os.sched_getaffinity(0))
     # every tag checkpoint_monitor may name is one the run really logged
     logged = set(events(run).Tags()["scalars"])
-    assert set(monitorable_tags(compose(), tmp_path / "x")) <= logged
+    assert set(monitorable_tags(compose())) <= logged
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from convae.bench.cli import compose_config
 from convae.bench.roofline import flops_per_image
 from convae.models import UPSAMPLERS, ConvAutoencoder
 from convae.training.build import build_module
-from convae.training.precision import resolve_precision
+from convae.config.precision import resolve_precision
 
 # Every decoder, plus the options conf/upsample/ sets (ICNR init, even-overlap kernel).
 MODES = [(m, {}) for m in sorted(UPSAMPLERS)] + [
@@ -109,8 +109,8 @@ def test_bench_writes_every_number(tmp_path):
 
 # convae-bench as on a CPU without native bf16: no AMX or AVX512-BF16 flags to find.
 NO_BF16_CPU = (
-    "import convae.bench.cli, convae.training.precision; "
-    "convae.training.precision.cpu_bf16_flags = convae.bench.cli.cpu_bf16_flags = "
+    "import convae.bench.cli, convae.config.precision; "
+    "convae.config.precision.cpu_bf16_flags = convae.bench.cli.cpu_bf16_flags = "
     "lambda cpuinfo=None: []; convae.bench.cli.main()"
 )
 

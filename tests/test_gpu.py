@@ -12,7 +12,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from convae.data.datamodule import ImageDataModule
 from convae.training.module import AutoencoderModule
-from convae.training.precision import resolve_precision
+from convae.config.precision import resolve_precision
 
 pytestmark = [
     pytest.mark.gpu,

@@ -13,8 +13,9 @@ from helpers import results, train
 from convae.config.compose import compose_train
 from convae.config.convert import to_container
 from convae.config.errors import ConfigError
+from convae.config.validate import validate
 from convae.runs.checkpoint import PRECISION_KEY, read_checkpoint
-from convae.runs.resume import config_for_resume, precision_to_resume
+from convae.runs.resume import config_for_resume, trained_precision
 
 
 def started_run(tmp_path: Path, *overrides: str) -> Path:
@@ -78,11 +79,12 @@ def test_a_requeued_job_repeating_its_own_overrides_resumes(tmp_path):
 
 def test_an_auto_precision_run_resumes_at_the_precision_it_trained_at(tmp_path):
     ckpt = started_run(tmp_path)
-    assert precision_to_resume("auto", ckpt) == "auto"  # a checkpoint from before the record
+    assert trained_precision(None) is None  # a new run: auto follows the hardware
     torch.save({**torch.load(ckpt, weights_only=True), PRECISION_KEY: "32-true"}, ckpt)
-    assert precision_to_resume("auto", ckpt) == "32-true"
-    assert precision_to_resume("bf16-mixed", ckpt) == "bf16-mixed"
-    assert precision_to_resume("auto", None) == "auto"
+    assert trained_precision(ckpt) == "32-true"
+    assert validate(compose_train(), trained_precision="32-true").value == "32-true"
+    explicit = compose_train(["trainer.precision=bf16-mixed"])
+    assert validate(explicit, trained_precision="32-true").value == "bf16-mixed"
 
 
 @pytest.mark.slow

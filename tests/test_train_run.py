@@ -8,7 +8,7 @@ import pytest
 from helpers import events, results, run_script, scalars, train
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from convae.training.precision import resolve_precision
+from convae.config.precision import resolve_precision
 
 pytestmark = pytest.mark.slow  # every test here runs convae-train in a subprocess
 

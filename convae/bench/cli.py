@@ -47,11 +47,11 @@ from convae.bench.timing import (
 )
 from convae.config.compose import compose_train
 from convae.config.convert import to_container
+from convae.config.precision import resolve_precision, uses_gpu
 from convae.data.noise import to_unit
 from convae.hardware import available_cores, cpu_bf16_flags, default_threads
 from convae.runs.results import write_json_atomic
 from convae.training.build import build_datamodule, build_module
-from convae.training.precision import resolve_precision, uses_gpu
 
 
 def machine() -> dict[str, Any]:

@@ -13,9 +13,9 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.flop_counter import FlopCounterMode
 
+from convae.config.precision import Precision
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.models.losses import reconstruction_loss
-from convae.training.precision import Precision
 
 
 def flops_per_image(cfg: DictConfig, module: Any, images: torch.Tensor) -> float:

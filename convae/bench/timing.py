@@ -18,13 +18,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convae.config.convert import to_container
+from convae.config.precision import Precision
 from convae.data.noise import TRAIN, add_noise, seeded_generator, to_unit
 from convae.models import ConvAutoencoder
 from convae.models.losses import reconstruction_loss
 from convae.tracking.loggers import build_loggers
 from convae.training.build import build_trainer, model_arguments
 from convae.training.optimizers import build_optimizer
-from convae.training.precision import Precision
 
 
 def _process_start() -> float:

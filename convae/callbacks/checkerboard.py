@@ -11,10 +11,11 @@ import pytorch_lightning as pl
 import torch
 
 from convae.callbacks.common import FixedDigitsCallback, tb_step, tb_writer
+from convae.metrics.catalogue import SPECTRAL
 from convae.metrics.checkerboard import batch_spectra, spectra_scores
 from convae.metrics.spectrum_plots import ResidualFigure, SpectrumFigure, zoomed_pairs
 
-SCORES = ("cb2_incoh", "cb4_incoh", "cb2_ratio", "hf_tail_db")
+SCORES = SPECTRAL  # what spectra_scores returns, by name (convae/metrics/catalogue.py)
 IMAGE_TAGS = ("artifacts/zoomed", "artifacts/spectrum", "artifacts/residual")
 
 

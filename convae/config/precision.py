@@ -1,12 +1,14 @@
 """``trainer.precision: auto``: bf16 mixed precision where the hardware multiplies bf16
 natively, fp32 elsewhere. Emulated bf16 (a CPU without AMX or AVX512-BF16) is slower than
-fp32, so the choice follows what this machine has, read at run time, never a guess."""
+fp32, so the choice follows the hardware the run starts on, read at run time, never a guess.
+
+Resolved once, by ``convae.config.validate.validate``: a precision the hardware cannot run
+is refused with the other config errors, before any data loads. torch is imported only to
+ask about a GPU, so a refused value is answered without it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 from convae.config.errors import ConfigError
 from convae.hardware import cpu_bf16_flags
@@ -25,7 +27,13 @@ class Precision:
 
 def uses_gpu(accelerator: str) -> bool:
     """Where Lightning will train: "auto" means the GPU when CUDA has one."""
-    return accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
+    if accelerator in ("gpu", "cuda"):
+        return True
+    if accelerator != AUTO:
+        return False
+    import torch  # only here: the CPU answers need no torch
+
+    return torch.cuda.is_available()
 
 
 def resolve_precision(
@@ -33,7 +41,7 @@ def resolve_precision(
     gpu_bf16: bool | None = None,
 ) -> Precision:  # fmt: skip
     """The precision to train with, and why; a value this hardware cannot run is a one-line
-    ConfigError. ``cpu_flags`` and ``gpu_bf16`` default to this machine's."""
+    ConfigError. ``cpu_flags`` and ``gpu_bf16`` default to what this process runs on."""
     value = ALIASES.get(str(requested), str(requested))
     if value not in CHOICES:
         raise ConfigError(
@@ -42,6 +50,8 @@ def resolve_precision(
     gpu = uses_gpu(accelerator)
     if gpu:
         if gpu_bf16 is None:
+            import torch
+
             gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         if value == AUTO:
             if gpu_bf16:

@@ -78,7 +78,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     # bf16-mixed where the CPU (AMX, AVX512-BF16) or GPU computes bf16 natively, else
-    # 32-true: emulated bf16 is slower than fp32 (convae/training/precision.py;
+    # 32-true: emulated bf16 is slower than fp32 (convae/config/precision.py;
     # convae-bench measures)
     precision: str = "auto"
     deterministic: Any = True  # bit-reproducible on CPU; "warn" where ops have no such kernel

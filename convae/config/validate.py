@@ -1,6 +1,7 @@
-"""``validate``: the value checks that types alone cannot express, run on every config
-before any data is loaded or model built (``validate_eval`` for convae-eval's). Each
-failure is one ConfigError line naming the key, the value and what is allowed.
+"""``validate``: the one gate every config passes before any data is loaded or model built
+(``validate_eval`` for convae-eval's): convae-train, ``compose_train`` (the tests, the bench)
+and a resumed run's stored config all go through it, so they accept and refuse the same
+configs. Each failure is one ConfigError line naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from convae.config.errors import ConfigError, cap_line, check
+from convae.config.convert import plain
+from convae.config.errors import ConfigError, cap_line, check, short_repr
 from convae.config.optim import optimizer_spec, scheduler_spec
+from convae.config.precision import AUTO, Precision, resolve_precision
 from convae.config.schema import (
     EXTENSION_POINTS,
     SCHEDULER_INTERVALS,
@@ -22,6 +25,7 @@ from convae.config.schema import (
     TrainConfig,
 )
 from convae.data.shape import MAX_PATCH, RESIZE_MODES, SOURCES, ShapeError, served_shape
+from convae.metrics.catalogue import VALIDATION, monitorable
 from convae.models.autoencoder import encoder_sizes
 from convae.models.init import INITS
 from convae.models.losses import LOSSES
@@ -99,8 +103,10 @@ def _check_memory(cfg: DictConfig) -> None:
     check(False, "model.depths", list(m.depths), f"the model {need}; expected smaller depths")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Value checks that types alone cannot express; run before any compute is spent."""
+def validate(cfg: DictConfig, *, trained_precision: str | None = None) -> Precision:
+    """Value checks that types alone cannot express; run before any compute is spent.
+    Returns the precision to train with, resolved here once for this hardware (a resumed
+    ``auto`` run goes on at ``trained_precision``, what its checkpoint records)."""
     check_known_keys(cfg)
     m, d, o = cfg.model, cfg.data, cfg.optim
     depths = list(m.depths)
@@ -204,7 +210,50 @@ def validate(cfg: DictConfig) -> None:
     check(not cfg.logger.mlflow or importlib.util.find_spec("mlflow") is not None,
           "logger.mlflow", True, "MLflow is not installed: pip install 'convae[mlflow]', "
           "or choose logger=tensorboard_csv")  # fmt: skip
+    check_monitor(cfg)
+    precision = _resolve_precision(t.precision, t.accelerator, trained_precision)
     _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
+    return precision
+
+
+def _resolve_precision(requested: str, accelerator: str, trained: str | None) -> Precision:
+    if requested == AUTO and trained:  # auto may mean another precision on this hardware
+        resolved = resolve_precision(trained, accelerator)
+        return Precision(resolved.value, "auto, as this run was trained (its checkpoint)")
+    return resolve_precision(requested, accelerator)
+
+
+def monitorable_tags(cfg: DictConfig) -> list[str]:
+    """What callbacks.checkpoint_monitor may name: train/loss and every scalar a validation
+    logs, from the static catalogue (convae/metrics/catalogue.py) and the model's depth and
+    image size: the grid scores have one period per upsampling stage."""
+    _, size = data_shape(cfg.data)
+    return monitorable(stages=len(cfg.model.depths), image_size=size)
+
+
+def objective_tags(cfg: DictConfig) -> list[str]:
+    """The tags ``optimized_metric`` names (one, or a list for multi-objective sweeps)."""
+    wanted = plain(cfg.optimized_metric)
+    return [wanted] if isinstance(wanted, str) else list(wanted or [])
+
+
+def check_monitor(cfg: DictConfig) -> None:
+    """A monitor the run never logs would fail only after the first epoch (ModelCheckpoint
+    and EarlyStopping look it up then), an optimized_metric only once the run is over:
+    both refused with the other config errors."""
+    monitor, tags = cfg.callbacks.checkpoint_monitor, monitorable_tags(cfg)
+    if monitor not in tags:
+        raise ConfigError(cap_line(
+            f"callbacks.checkpoint_monitor={short_repr(monitor)} is invalid: expected a tag "
+            f"the run logs: {', '.join(tags)}"
+        ))  # fmt: skip
+    val_tags = [t for t in tags if t.startswith(f"{VALIDATION}/")]
+    wanted = objective_tags(cfg)
+    if not wanted or any(t not in val_tags for t in wanted):
+        raise ConfigError(cap_line(
+            f"optimized_metric={short_repr(plain(cfg.optimized_metric))} is invalid: expected "
+            f"a tag or a list of tags from {', '.join(val_tags)}"
+        ))  # fmt: skip
 
 
 def _check_shape(cfg: DictConfig) -> None:

@@ -51,6 +51,8 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
+from convae.metrics.catalogue import grid_border, grid_names, grid_periods
+
 __all__ = [
     "GridScore",
     "grid_border",
@@ -68,29 +70,8 @@ N_STATS = 5
 _FLAT = 1e-12
 
 
-def grid_periods(stages: int, image_size: int | None = None) -> list[int]:
-    """Periods a decoder of ``stages`` 2x stages can make, 2 .. 2^stages; with ``image_size``,
-    only those whose interior (inside the default border) holds one whole period."""
-    periods = [2**k for k in range(1, stages + 1)]
-    if image_size is not None:
-        while periods and image_size - 2 * grid_border(periods) < periods[-1]:
-            periods.pop()
-    return periods
-
-
 def model_grid_periods(model: dict[str, Any]) -> list[int]:
     return grid_periods(len(model["depths"]), model.get("image_size"))
-
-
-def grid_names(periods: Sequence[int]) -> list[str]:
-    """The keys ``compute`` returns, in order: ``grid``, then ``grid_p<P>``."""
-    return ["grid", *(f"grid_p{p}" for p in periods)]
-
-
-def grid_border(periods: Sequence[int]) -> int:
-    """Default border: half the largest period (the smoother's reach), and at least 4 pixels,
-    where the decoder's zero-padded convolutions change the output."""
-    return max(4, max(periods) // 2)
 
 
 def _check(periods: Sequence[int], border: int) -> None:

@@ -10,16 +10,12 @@ from typing import Any
 
 import pandas as pd
 
+from convae.metrics.catalogue import better
 from convae.report.sweeps import SOURCE_USED, ReportError
 
 METRIC_PREFIXES = ("val/", "test/", "test_clean/", "latent/")
 SEED = "seed"
 
-# Which way is better, by the metric's last name part; metrics not listed get no bold.
-GRID_NAMES = {"grid", *(f"grid_p{2**k}" for k in range(1, 7))}  # convae/metrics/grid.py
-LOWER_IS_BETTER = {"loss", *GRID_NAMES, "cb2_incoh", "cb4_incoh", "cb2_ratio"}
-HIGHER_IS_BETTER = {"psnr", "ssim"}
-CLOSEST_TO_ZERO = {"hf_tail_db"}
 METRIC_ORDER = ("loss", "psnr", "ssim")
 # The default columns: quality, then artifacts (grid, the primary artifact score, then the
 # older spectral ones). All 30-odd metrics are one ``--metrics all`` away; a table that
@@ -118,12 +114,12 @@ def summarise(completed: pd.DataFrame, keys: Sequence[str], metrics: Sequence[st
 
 def best_mask(means: pd.Series, metric: str) -> pd.Series:
     """True where the configuration has the best mean of ``metric`` (ties all win)."""
-    name = metric.rsplit("/", 1)[-1]
-    if name in LOWER_IS_BETTER:
+    direction = better(metric)  # convae/metrics/catalogue.py; metrics not listed get no bold
+    if direction == "lower":
         score = means
-    elif name in HIGHER_IS_BETTER:
+    elif direction == "higher":
         score = -means
-    elif name in CLOSEST_TO_ZERO:
+    elif direction == "zero":
         score = means.abs()
     else:
         return pd.Series(False, index=means.index)

@@ -158,12 +158,13 @@ def config_for_resume(cfg: DictConfig, ckpt: Path, overrides: Sequence[str]) -> 
     return resumed
 
 
-def precision_to_resume(requested: str, ckpt: Path | None) -> str:
-    """``requested``, except that a resumed ``auto`` run goes on at the precision it was
-    trained at (recorded in its checkpoints): auto may mean another on this machine."""
-    if ckpt is None or requested != "auto":
-        return requested
-    return str(read_checkpoint(ckpt).get(PRECISION_KEY) or requested)
+def trained_precision(ckpt: Path | None) -> str | None:
+    """The precision a run was trained at, as its checkpoint records it: a resumed ``auto``
+    run goes on at it (auto may mean another precision on other hardware)."""
+    if ckpt is None:
+        return None
+    recorded = read_checkpoint(ckpt).get(PRECISION_KEY)
+    return str(recorded) if recorded else None
 
 
 def _refused(override: str, why: str) -> ConfigError:

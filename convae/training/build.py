@@ -24,11 +24,11 @@ from convae.callbacks.latent import LatentSpace
 from convae.callbacks.logging_step import LoggingStepIsGlobalStep
 from convae.callbacks.reconstructions import ReconstructionGrid
 from convae.config.convert import to_container
+from convae.config.precision import Precision, resolve_precision
 from convae.config.validate import data_shape
 from convae.data.datamodule import ImageDataModule
 from convae.runs.checkpoint_io import AtomicCheckpointIO
 from convae.training.module import AutoencoderModule
-from convae.training.precision import Precision, resolve_precision
 
 log = logging.getLogger("convae")
 
