@@ -1,4 +1,4 @@
-"""What this machine offers a run: the cores this process may use (and how many torch
+"""What the host offers a run: the cores this process may use (and how many torch
 threads a run may take of them), and whether the CPU multiplies bf16 natively.
 
 Oversubscribing the cores (jobs x threads > cores) made training several times slower

@@ -192,8 +192,7 @@ def final_metrics(
 def train_time_s(trainer: pl.Trainer) -> float:
     """Seconds of fitting (its validations included) summed over every segment of a run
     that was interrupted and resumed, where wall_time_s is this process's alone: Lightning's
-    Timer carries the count in each checkpoint (one written before convae had the Timer
-    restarts it at the resume)."""
+    Timer carries the count in each checkpoint."""
     timer = next(cb for cb in trainer.callbacks if isinstance(cb, Timer))
     return round(timer.time_elapsed("train"), 2)
 

@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from convae.callbacks.checkpointing import RelocatableModelCheckpoint
 from convae.runs import results as run_results
-from convae.runs.checkpoint import read_checkpoint
+from convae.runs.checkpoint import CheckpointError, read_checkpoint
 
 QUICK = ("callbacks.artifact_images_every=0",)
 # Best = highest val/loss: the first epoch's checkpoint stays the best as training goes on,
@@ -58,7 +58,7 @@ def test_callback_state_names_files_relative_to_its_folder(tmp_path):
     assert cb.state_key == ModelCheckpoint(dirpath=here, monitor="val/loss").state_key
 
 
-@pytest.mark.parametrize("recorded", ["relative", "absolute (before this change)"])
+@pytest.mark.parametrize("recorded", ["relative", "absolute, in the current folder"])
 def test_callback_state_resolves_against_the_current_folder(tmp_path, recorded):
     original = tmp_path / "original" / "checkpoints"
     copy = tmp_path / "copy" / "checkpoints"
@@ -66,7 +66,7 @@ def test_callback_state_resolves_against_the_current_folder(tmp_path, recorded):
         folder.mkdir(parents=True)
         (folder / "best-epoch000-step20.ckpt").write_bytes(b"x")
     name = "best-epoch000-step20.ckpt"
-    where = Path() if recorded == "relative" else original
+    where = Path() if recorded == "relative" else copy
     path, last = str(where / name), str(where / "last.ckpt")
     score = torch.tensor(0.7)
     state = {"monitor": "val/loss", "best_model_score": score, "dirpath": str(original),
@@ -90,16 +90,32 @@ def test_callback_state_whose_best_file_is_not_here_starts_tracking_afresh(tmp_p
     assert cb.best_model_path == "" and cb.best_model_score is None and cb.best_k_models == {}
 
 
-def test_an_absolute_best_checkpoint_in_old_results_is_read_from_this_folder(tmp_path):
-    """results.json from before this change: the same file name under checkpoints/, even
-    while the original's file exists."""
+def test_callback_state_whose_best_file_is_in_another_folder_starts_tracking_afresh(tmp_path):
+    """An absolute path into the original run: its file exists, but it is not this run's."""
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    for folder in (original, copy):
+        folder.mkdir()
+        (folder / "best-epoch000-step20.ckpt").write_bytes(b"x")
+    path = str(original / "best-epoch000-step20.ckpt")
+    cb = RelocatableModelCheckpoint(dirpath=copy, monitor="val/loss")
+    cb.load_state_dict({"best_model_score": torch.tensor(0.7), "dirpath": str(original),
+                        "best_model_path": path, "best_k_models": {path: torch.tensor(0.7)},
+                        "last_model_path": "last.ckpt"})  # fmt: skip
+    assert cb.best_model_path == "" and cb.best_model_score is None and cb.best_k_models == {}
+
+
+def test_a_best_checkpoint_recorded_outside_the_run_is_refused(tmp_path):
+    """results.json is read from this folder only, even while the original's file exists."""
     original, copy = tmp_path / "original", tmp_path / "copy"
     for run in (original, copy):
         (run / "checkpoints").mkdir(parents=True)
         (run / "checkpoints" / "best-epoch000-step20.ckpt").write_bytes(b"x")
-    old = {"best_checkpoint": str(original / FIRST_BEST)}
-    assert run_results.tested_checkpoint(copy, old) == copy / FIRST_BEST
+    elsewhere = {"best_checkpoint": str(original / FIRST_BEST)}
+    with pytest.raises(CheckpointError, match="outside the run folder"):
+        run_results.tested_checkpoint(copy, elsewhere)
     assert run_results.tested_checkpoint(copy, {"best_checkpoint": FIRST_BEST}) == copy / FIRST_BEST
+    inside = {"best_checkpoint": str(copy / FIRST_BEST)}
+    assert run_results.tested_checkpoint(copy, inside) == copy / FIRST_BEST
 
 
 # --- real runs, copied -------------------------------------------------------------------

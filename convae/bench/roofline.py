@@ -85,7 +85,7 @@ def roof_gflops(precision: Precision, device: str) -> dict[str, float]:
 def roofline(
     default: Precision, flops: float, images_per_s: float, roof: dict[str, float]
 ) -> dict[str, Any]:
-    """How close convae's default path comes to this machine's matrix units: achieved
+    """How close convae's default path comes to the host's matrix units: achieved
     GFLOP/s (FLOPs per image x images/s) over the roof of the precision it trains in."""
     achieved = flops * images_per_s / 1e9
     return {

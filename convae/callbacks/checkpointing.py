@@ -18,8 +18,8 @@ class RelocatableModelCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint stores absolute paths in its state and, when ``dirpath``
     changed, restores only ``best_model_path`` (the original's file). This one stores the
     paths relative to ``dirpath`` and resolves them against the current ``dirpath``, so a
-    resumed copy keeps its best score and top-k and tests its own best checkpoint. States
-    from before (absolute paths) resolve to the same file names in the current folder."""
+    resumed copy keeps its best score and top-k and tests its own best checkpoint. A best
+    checkpoint recorded outside the current folder is not this run's: tracked afresh."""
 
     @property
     def state_key(self) -> str:
@@ -37,7 +37,7 @@ class RelocatableModelCheckpoint(ModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = {key: self._resolve(state_dict.get(key, "")) for key in _PATHS}
         best = state["best_model_path"]
-        if best and not os.path.isfile(best):
+        if best and (not os.path.isfile(best) or not self._inside(best)):
             # e.g. ckpt_path= from another run into a new folder: the best file is not
             # here, so tracking starts afresh rather than pointing at a missing file
             log.warning(
@@ -74,6 +74,9 @@ class RelocatableModelCheckpoint(ModelCheckpoint):
     def _resolve(self, path: str) -> str:
         if not path or not self.dirpath:
             return path
-        if os.path.isabs(path):  # a state from before: the same file name, here
-            return os.path.join(self.dirpath, os.path.basename(path))
-        return os.path.join(self.dirpath, path)
+        return os.path.join(self.dirpath, path)  # an absolute path stays as it is
+
+    def _inside(self, path: str) -> bool:
+        return bool(self.dirpath) and Path(path).resolve().is_relative_to(
+            Path(self.dirpath).resolve()
+        )

@@ -128,14 +128,12 @@ class LoggerConfig:
     pictures and the HPARAMS table need TensorBoard."""
 
     tensorboard: bool = True
-    # False here, true in conf/logger: a run from before the logger group resumes logging
-    # as it began, not with a CSV that starts halfway.
-    csv: bool = False
+    csv: bool = True  # metrics.csv too: the numbers without TensorBoard (conf/logger picks)
     # MLflow tracking too (logger=mlflow; pip install 'convae[mlflow]'), into one local store
     # that every run launched from a folder shares, so `mlflow ui` lists them side by side.
     mlflow: bool = False
     # A SQLite file (relative to the launch folder, like outputs/; MLflow's own default
-    # store since 3.7) or any tracking URI. The default keeps everything on this machine.
+    # store since 3.7) or any tracking URI. The default keeps everything local.
     mlflow_uri: str = "outputs/mlflow.db"
     mlflow_experiment: str = "convae"
 

@@ -120,7 +120,7 @@ def download(source: str, root: str | Path, timeout_s: float) -> Path:
 
 @contextmanager
 def download_lock(folder: Path) -> Iterator[None]:
-    """One download of ``folder`` at a time on this machine: processes started together
+    """One download of ``folder`` at a time on one host: processes started together
     (torchrun, srun, DDP ranks) wait for the first, then find its files. The lock file is
     in the temporary directory, so a failed download still leaves nothing under data.root."""
     key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]

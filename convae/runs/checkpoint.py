@@ -118,14 +118,11 @@ def run_relative(path: str | Path | None, run_dir: str | Path) -> str | None:
 
 
 def in_run(recorded: str, run_dir: str | Path) -> Path:
-    """A file a run folder recorded, as it is now: relative values resolve against the
-    folder; an absolute one (written before runs were relocatable) becomes the same file
-    name under the folder's checkpoints/. One that leads out of the folder (``../x``, or a
-    link) is refused: results.json is data, and may come from anyone."""
-    path = Path(recorded)
-    if path.is_absolute():
-        return Path(run_dir) / "checkpoints" / path.name
-    found = Path(run_dir) / path
+    """A file a run folder recorded, as it is now: convae records paths relative to the
+    folder, so a copied or moved run names its own files. One that leads out of the folder
+    (``../x``, an absolute path elsewhere, a link) is refused: results.json is data, and
+    may come from anyone."""
+    found = Path(run_dir) / recorded  # an absolute ``recorded`` stays as it is
     if not found.resolve().is_relative_to(Path(run_dir).resolve()):
         why = f"recorded as {recorded!r}, which lies outside the run folder {run_dir}"
         raise CheckpointError(

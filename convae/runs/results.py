@@ -113,8 +113,8 @@ def results_shape_problem(data: Any) -> str | None:
 def tested_checkpoint(run_dir: str | Path, results: dict[str, Any] | None = None) -> Path | None:
     """The weights a run's test metrics came from: its best checkpoint, else
     checkpoints/last.ckpt; None if neither. Always this folder's own files, wherever the
-    run was copied or moved: the recorded path is relative to the folder (an absolute one,
-    from before runs were relocatable, is read as the same name under checkpoints/)."""
+    run was copied or moved: the recorded path is relative to the folder (one outside it
+    is refused, convae/runs/checkpoint.py's ``in_run``)."""
     run_dir = Path(run_dir)
     best = (read_results(run_dir) if results is None else results).get("best_checkpoint")
     candidates = [in_run(best, run_dir)] if isinstance(best, str) and best else []
