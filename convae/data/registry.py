@@ -12,8 +12,8 @@ their loaders import what they need when called), so a config's ``data.source`` 
 
 Sources outside convae register themselves the same way in a file of their own; the
 modules or ``.py`` files named in the environment variable ``CONVAE_PLUGINS`` (separated
-by commas) are imported when the registry is first read, so ``convae-train`` and its
-sweeps see them too (docs/extending.md).
+by commas) are imported with this module, so ``convae-train`` and its sweeps see them
+too (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -154,3 +154,8 @@ def _import_file(path: Path) -> None:
     except BaseException:
         del sys.modules[module_name]
         raise
+
+
+# Now, not at the first lookup: config.validate reads the decoders' registry
+# (convae/models/upsample.py) before this one, and a plugin may register a decoder.
+_discover()
