@@ -21,7 +21,13 @@ from convae.config.errors import ConfigError
 from convae.config.validate import data_shape
 from convae.data.registry import PLUGINS_VARIABLE, load_plugins, register_source, unregister_source
 from convae.models import ConvAutoencoder
-from convae.models.upsample import DECODER_OPTIONS, UPSAMPLERS, register, same_conv
+from convae.models.upsample import (
+    DECODER_OPTIONS,
+    UPSAMPLERS,
+    decoder_setting_problems,
+    register,
+    same_conv,
+)
 from convae.training.build import build_datamodule, build_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +145,13 @@ def test_a_decoder_gets_its_own_settings_and_no_one_elses():
         DECODER_OPTIONS.pop("test_wide")
     with pytest.raises(TypeError, match="test_stage_width"):
         ConvAutoencoder(depths=[2], upsample="nearest", test_stage_width=5)
+
+
+def test_decoder_settings_are_checked_by_their_decoder_whichever_is_chosen():
+    assert decoder_setting_problems({"upsample": "nearest", "transposed_kernel_size": 4}) == []
+    assert decoder_setting_problems({"upsample": "nearest", "transposed_kernel_size": 1}) == [
+        ("model.transposed_kernel_size", 1, "expected an int >= 2 (stride 2 leaves holes below)")
+    ]
 
 
 def test_the_page_shows_the_example_as_it_is():

@@ -145,7 +145,7 @@ def load_full(source: str, root: str | Path, *, allow_download: bool, timeout_s:
 
 
 def load_source(source: str, root: str | Path, *, timeout_s: float = 10.0) -> ImageArrays:
-    """Loads a digit ``source`` (shape.MNIST_LIKE; ``config.validate`` has checked it);
+    """Loads a digit ``source`` (auto, bundled, mnist or fashion_mnist: convae/data/catalog.py);
     ``auto`` tries full MNIST (on disk, then a bounded download) and falls back to the
     bundled digits with one WARNING line."""
     if source == "bundled":

@@ -75,6 +75,20 @@ def decoder_settings() -> dict[str, Any]:
     }
 
 
+def decoder_setting_problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """(key, value, what is allowed) for each decoder setting in ``settings`` (the model
+    config) that its decoder's options refuse, through their optional static method
+    ``problems(values)``. Every decoder's settings are checked, whichever decoder the config
+    chooses, so a config stays valid when only its ``upsample`` changes."""
+    found: list[tuple[str, Any, str]] = []
+    for options in DECODER_OPTIONS.values():
+        check = getattr(options, "problems", None)
+        if check is not None:
+            own = {f.name for f in dataclasses.fields(options)}
+            found += check({k: v for k, v in settings.items() if k in own})
+    return found
+
+
 def decoder_options(upsample: str, settings: Mapping[str, Any]) -> Any:
     """The options of decoder ``upsample`` from ``settings`` (model arguments beyond the
     common ones): its own fields, the defaults where a key is not given; None for a
@@ -146,6 +160,19 @@ register("bilinear")(_resize_conv("bilinear"))
 @dataclasses.dataclass(frozen=True)
 class TransposedOptions:
     transposed_kernel_size: int = 3  # 3: uneven overlap (checkerboard-prone); 4: even overlap
+
+    @staticmethod
+    def problems(values: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+        k = values.get("transposed_kernel_size", 3)
+        if k >= 2:
+            return []
+        return [
+            (
+                "model.transposed_kernel_size",
+                k,
+                "expected an int >= 2 (stride 2 leaves holes below)",
+            )
+        ]
 
 
 @register("transposed", options=TransposedOptions)
