@@ -12,9 +12,9 @@ from helpers import run_script
 
 from convae.bench.cli import compose_config
 from convae.bench.roofline import flops_per_image
+from convae.config.precision import resolve_precision
 from convae.models import UPSAMPLERS, ConvAutoencoder
 from convae.training.build import build_module
-from convae.config.precision import resolve_precision
 
 # Every decoder, plus the options conf/upsample/ sets (ICNR init, even-overlap kernel).
 MODES = [(m, {}) for m in sorted(UPSAMPLERS)] + [

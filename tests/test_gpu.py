@@ -10,9 +10,9 @@ import torch
 from helpers import results, train
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from convae.config.precision import resolve_precision
 from convae.data.datamodule import ImageDataModule
 from convae.training.module import AutoencoderModule
-from convae.config.precision import resolve_precision
 
 pytestmark = [
     pytest.mark.gpu,

@@ -12,10 +12,10 @@ from torchmetrics.functional.image import (
 )
 
 from convae.config.errors import ConfigError
+from convae.config.precision import resolve_precision
 from convae.data.datamodule import ImageDataModule
 from convae.hardware import cpu_bf16_flags
 from convae.training.module import AutoencoderModule
-from convae.config.precision import resolve_precision
 
 CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {}\nmodel name\t: x\n"
 
