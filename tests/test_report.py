@@ -20,7 +20,7 @@ from convae.report.figures import ZOOM
 from convae.report.labels import dimensions, short_labels
 from convae.report.panels import COLUMN_IN, figure_axes
 from convae.report.sweeps import Job
-from convae.report.tables import best_mask, format_cell, metric_names
+from convae.report.tables import best_mask, clear_best_mask, metric_names
 
 OUTPUTS = (
     "report.md",
@@ -73,16 +73,36 @@ def md_table(text: str) -> pd.DataFrame:
 
 
 def parse_cell(cell: str) -> tuple[float, float, bool]:
+    """(mean, std, bold) of a cell: 'mean ± std' or, for one seed, the mean alone."""
     bold = cell.startswith("**")
-    mean, std = cell.strip("*").split(" ± ")
-    return float(mean), (math.nan if std == "–" else float(std)), bold
+    mean, _, std = cell.strip("*").partition(" ± ")
+    return float(mean), (float(std) if std else math.nan), bold
+
+
+def metric_header(header: str) -> tuple[str, float]:
+    """'test/cb2_incoh (×10⁻⁴)' -> ('test/cb2_incoh', 1e-4): the metric and the column's unit."""
+    name, _, unit = header.partition(" (×10")
+    power = unit.rstrip(")").translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789"))
+    return name, 10.0 ** int(power or 0)
+
+
+def rounding(cell: str) -> float:
+    """Half the last printed digit of a cell's std: how far its numbers may be from exact."""
+    std = cell.strip("*").partition(" ± ")[2]
+    return (
+        0.5 * 10.0 ** -len(std.partition(".")[2])
+        if "." in std
+        else 0.5 * 10.0 ** (len(std) - len(std.rstrip("0")))
+    )
 
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory) -> dict[str, Path]:
     """A completed 2x2 sweep, and a sweep whose job fails (invalid data.noise_std)."""
     good = sweep(tmp_path_factory.mktemp("good"), "model.upsample=nearest,transposed", "seed=0,1")
-    bad = sweep(tmp_path_factory.mktemp("bad"), "data.noise_std=-1", ok=False)
+    # a failed job: the up-front check (convae/sweeps/preflight.py) would refuse the sweep
+    bad = sweep(tmp_path_factory.mktemp("bad"), "data.noise_std=-1",
+                "~hydra.callbacks.sweep_preflight", ok=False)  # fmt: skip
     return {"good": good, "bad": bad}
 
 
@@ -129,24 +149,24 @@ def test_the_table_is_mean_and_sample_std_over_seeds_best_in_bold(good_report: P
     per_config: dict[str, list[dict]] = {}
     for r in job_results(good_report).values():
         per_config.setdefault(r["config"]["model"]["upsample"], []).append(r["metrics"])
-    metrics = [c for c in table.columns if "/" in c]
+    headers = [c for c in table.columns if "/" in c]
     defaults = ("loss", "psnr", "ssim", "grid", "cb2_incoh", "hf_tail_db")
-    assert metrics == [f"test/{m}" for m in defaults]
-    for metric in metrics:
-        means = {}
+    assert [metric_header(h)[0] for h in headers] == [f"test/{m}" for m in defaults]
+    for header in headers:
+        metric, unit = metric_header(header)
+        means, stds = {}, {}
         for _, row in table.iterrows():
             values = [r[metric] for r in per_config[row["model.upsample"]]]
-            mean, std, _ = parse_cell(row[metric])
-            assert mean == pytest.approx(statistics.mean(values), rel=1e-3, abs=1e-12)
-            assert std == pytest.approx(statistics.stdev(values), rel=5e-2, abs=1e-12)
+            mean, std, _ = parse_cell(row[header])
+            # the mean rounded to the std's first significant digit, in the column's unit
+            tolerance = rounding(row[header]) * (1 + 1e-9)
+            assert abs(mean * unit - statistics.mean(values)) <= tolerance * unit, header
+            assert abs(std * unit - statistics.stdev(values)) <= tolerance * unit, header
             means[row["model.upsample"]] = statistics.mean(values)
-        if metric.endswith(("loss", "psnr")):
-            pick = min if metric.endswith("loss") else max
-            best = pick(means, key=means.get)
-            bold = {
-                row["model.upsample"]: parse_cell(row[metric])[2] for _, row in table.iterrows()
-            }
-            assert bold == {k: k == best for k in means}, metric
+            stds[row["model.upsample"]] = statistics.stdev(values)
+        clear = clear_best_mask(pd.Series(means), pd.Series(stds), metric)
+        bold = {row["model.upsample"]: parse_cell(row[header])[2] for _, row in table.iterrows()}
+        assert bold == clear.to_dict(), metric
 
 
 @pytest.mark.slow
@@ -208,7 +228,8 @@ def test_the_metric_figure_fits_one_paper_column(good_report: Path) -> None:
 @pytest.mark.slow
 def test_the_latex_table_is_booktabs_with_a_row_per_configuration(good_report: Path) -> None:
     tex = (good_report / "report.tex").read_text()
-    for rule in ("\\toprule", "\\midrule", "\\bottomrule", "$\\pm$", "\\textbf{"):
+    assert "\\usepackage{booktabs}" in tex.splitlines()[0]  # named in its header comment
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule", "$\\pm$"):
         assert rule in tex
     body = tex.split("\\midrule")[1].split("\\bottomrule")[0]
     assert [ln.split(" & ")[0].strip() for ln in body.strip().splitlines()] == [
@@ -290,7 +311,6 @@ def test_the_best_cell_follows_each_metrics_direction_and_metrics_keep_their_ord
     assert list(best_mask(means, "test/hf_tail_db")) == [False, True, False]
     assert list(best_mask(means, "test/cb2_ratio")) == [True, False, False]
     assert not best_mask(means, "test/unknown").any()
-    assert format_cell(0.5, math.nan) == "0.5 ± –"
     present = ["epoch", "test/ssim", "val/psnr", "test/loss", "test/cb4_incoh"]
     assert metric_names(present, None) == ["test/loss", "test/ssim"]
     assert metric_names(present, ["all"]) == [

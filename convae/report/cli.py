@@ -31,18 +31,23 @@ from convae.report.sweeps import (
     JOB_COLUMNS,
     RUN_COLUMNS,
     SOURCE_USED,
+    SWEEP,
     BadFile,
     ReportError,
     jobs_frame,
     one_line,
     read_sweep,
+    sweep_labels,
     sweep_overrides,
 )
 from convae.report.tables import (
+    LATEX,
+    MARKDOWN,
     SEED,
     display_table,
     metric_names,
     metric_order,
+    rules,
     summarise,
     to_latex,
     to_markdown,
@@ -100,10 +105,12 @@ def _bad_file_lines(bad_files: Sequence[BadFile], sweeps: Sequence[Path]) -> lis
 def _header(sweeps: Sequence[Path], frame: pd.DataFrame) -> list[str]:
     counts = frame["status"].value_counts()
     parts = ["# convae sweep report", ""]
+    labels = sweep_labels(sweeps) if len(sweeps) > 1 else {}
     for sweep in sweeps:
         overrides = " ".join(sweep_overrides(sweep))
+        label = f" (column sweep: `{labels[str(sweep)]}`)" if labels else ""
         parts.append(
-            f"- sweep `{sweep}`" + (f": `convae-train -m {overrides}`" if overrides else "")
+            f"- sweep `{sweep}`{label}" + (f": `convae-train -m {overrides}`" if overrides else "")
         )
     tally = ", ".join(f"{v} {k}" for k, v in counts.items())
     return [*parts, f"- jobs: {len(frame)} ({tally})", ""]
@@ -131,13 +138,8 @@ def markdown_report(
 ) -> str:
     parts = _header(sweeps, frame)
     grouped = ", ".join(f"`{k}`" for k in keys) or "nothing (one configuration)"
-    parts += [
-        f"Configurations differ in {grouped}. Each cell is mean ± sample std (ddof=1) over the "
-        "n completed seeds; – when n = 1. Bold: best per column (lowest loss and checkerboard "
-        "scores, highest PSNR/SSIM, hf_tail_db closest to 0).",
-        "",
-    ]
-    table = display_table(summary, keys, metrics, bold=lambda c: f"**{c}**")
+    parts += [f"Configurations differ in {grouped}. {rules(MARKDOWN)}", ""]
+    table = display_table(summary, keys, metrics, MARKDOWN)
     parts.append(to_markdown(table) if len(summary) else "No completed job.\n")
     problems = _problem_lines(frame)
     if problems:
@@ -171,6 +173,7 @@ def build_report(
     given, is filled in as it goes: the jobs by state and the files that could not be read
     (so the caller can name them even when writing fails)."""
     report = Report() if report is None else report
+    sweeps = list(dict.fromkeys(sweeps))  # a folder given twice is read once
     jobs = [job for sweep in sweeps for job in read_sweep(sweep)]
     report.bad_files += [bad for job in jobs for bad in job.bad_files]
     frame = jobs_frame(jobs, sweeps)
@@ -197,18 +200,20 @@ def build_report(
         return report.paths
 
     table_keys = [k for k in varying_keys(completed, config_keys) if k != SEED]
+    if len(sweeps) > 1:  # never pooled: a configuration of each sweep is a row of its own
+        completed[SWEEP] = completed[SWEEP].map(sweep_labels(sweeps))
+        table_keys.insert(0, SWEEP)
     for key in table_keys:  # a key absent from some configs is a value of its own
         completed[key] = completed[key].map(lambda v: "–" if _missing(v) else v)
     summary = summarise(completed, table_keys, metrics)
 
     jobs_by_path = {str(j.folder): j for j in jobs}
-    dims = dimensions(summary, jobs_by_path, table_keys)
+    # several sweeps: the sweep is a dimension of its own, drawn after the swept keys
+    by_sweep = [Dimension(SWEEP, tuple(summary[SWEEP]))] if len(sweeps) > 1 else []
+    dims = dimensions(summary, jobs_by_path, table_keys[len(by_sweep) :], by_sweep)
     summary["label"] = short_labels(dims, len(summary))
     recon_png, recon_notes = reconstructions_figure(summary, jobs_by_path)
-    tex_table = display_table(
-        summary, table_keys, metrics, bold=lambda c: f"\\textbf{{{c}}}", pm=" $\\pm$ ", dash="--"
-    )
-    caption = "Mean $\\pm$ sample std over seeds; best per column in bold."
+    tex_table = display_table(summary, table_keys, metrics, LATEX)
     curves = curves_frame(summary, curve_tags, report.bad_files)
     markdown = markdown_report(
         sweeps, frame, summary, table_keys, metrics, recon_notes, report.bad_files
@@ -216,7 +221,7 @@ def build_report(
     outputs = {
         "report.md": markdown,
         "report.csv": csv.to_csv(index=False),
-        "report.tex": to_latex(tex_table, metrics, caption),
+        "report.tex": to_latex(tex_table, len(metrics), rules(LATEX)),
         "report.png": metric_panels(summary, completed, metrics, dims),
         "reconstructions.png": recon_png,
         "curves.csv": curves.to_csv(index=False),

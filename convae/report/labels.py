@@ -44,12 +44,16 @@ def _override_values(job: Job) -> dict[str, str]:
 
 
 def dimensions(
-    summary: pd.DataFrame, jobs_by_path: Mapping[str, Job], table_keys: Sequence[str]
+    summary: pd.DataFrame,
+    jobs_by_path: Mapping[str, Job],
+    table_keys: Sequence[str],
+    given: Sequence[Dimension] = (),
 ) -> list[Dimension]:
     """The keys that tell configurations apart, in the sweep's order (the order of its
-    overrides), each with a short value per configuration. Falls back on the table's config
-    keys when the overrides do not tell the configurations apart (sweeps merged, folders
-    without .hydra)."""
+    overrides), each with a short value per configuration, then the ``given`` dimensions (the
+    sweep, in a report of several). Falls back on the table's config keys when they do not
+    tell the configurations apart (sweeps merged, folders without .hydra)."""
+    given = [d for d in given if len(set(d.values)) > 1]
     per_config = [_override_values(jobs_by_path[p]) for p in summary["_recon_path"]]
     order: list[str] = []
     for values in per_config:
@@ -57,10 +61,11 @@ def dimensions(
     dims = [
         Dimension(k, tuple(short_value(k, v.get(k, MISSING)) for v in per_config)) for k in order
     ]
-    dims = [d for d in dims if len(set(d.values)) > 1]
+    dims = [d for d in dims if len(set(d.values)) > 1] + given
     if len(set(zip(*(d.values for d in dims), strict=True))) == len(summary) or len(summary) < 2:
         return dims
-    return [Dimension(k, tuple(short_value(k, v) for v in summary[k])) for k in table_keys]
+    keys = [Dimension(k, tuple(short_value(k, v) for v in summary[k])) for k in table_keys]
+    return keys + given
 
 
 def short_labels(dims: Sequence[Dimension], n: int) -> list[str]:

@@ -21,7 +21,8 @@ from convae.config.convert import flatten
 from convae.runs.results import RESULTS, results_shape_problem
 
 SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)
-JOB_COLUMNS = ["sweep", "job", "status", "error"]
+SWEEP = "sweep"  # the column naming a job's sweep (its folder, when a report has several)
+JOB_COLUMNS = [SWEEP, "job", "status", "error"]
 RUN_COLUMNS = ["params", "wall_time_s", "train_time_s", "global_step"]
 
 
@@ -256,6 +257,19 @@ def _job_identity(overrides: Sequence[str]) -> frozenset[str]:
     """A job's overrides, less sweep_existing: a sweep continued with
     sweep_existing=continue asks for the same jobs its first run did."""
     return frozenset(o for o in overrides if _key(o) != "sweep_existing")
+
+
+def sweep_labels(sweeps: Sequence[Path]) -> dict[str, str]:
+    """Each sweep folder (as the frame's sweep column names it) by the fewest trailing parts
+    of its path that tell it from the others: ``17-10-13``, or ``12-03/17-10-13`` when two
+    sweeps ran at the same time on different days. A folder given twice is one sweep."""
+    parts = {str(s): Path(s).absolute().parts for s in sweeps}
+    longest = max((len(p) for p in parts.values()), default=1)
+    for n in range(1, longest + 1):
+        labels = {s: "/".join(p[-n:]) for s, p in parts.items()}
+        if len(set(labels.values())) == len(labels):
+            return labels
+    return {s: s for s in parts}
 
 
 def _job_name(job: Job, sweeps: Sequence[Path]) -> tuple[str, str]:

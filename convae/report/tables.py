@@ -1,16 +1,19 @@
 """Grouping and formatting: jobs grouped into configurations with mean ± std per metric, and
-that table as markdown or LaTeX text with the best value per column in bold."""
+that table as markdown or LaTeX text (numbers rounded by convae.report.numbers) with the
+clear best value per column in bold."""
 
 from __future__ import annotations
 
 import fnmatch
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from convae.metrics.catalogue import better
+from convae.report.numbers import column, power_of_ten
 from convae.report.sweeps import SOURCE_USED, ReportError
 
 METRIC_PREFIXES = ("val/", "test/", "test_clean/", "latent/")
@@ -112,45 +115,136 @@ def summarise(completed: pd.DataFrame, keys: Sequence[str], metrics: Sequence[st
     return pd.DataFrame(rows, columns=columns)
 
 
+def _score(means: pd.Series, metric: str) -> pd.Series | None:
+    """Lower is better: the means turned by ``metric``'s catalogued direction
+    (convae/metrics/catalogue.py); None for a metric with no direction."""
+    direction = better(metric)
+    if direction == "lower":
+        return means
+    if direction == "higher":
+        return -means
+    if direction == "zero":
+        return means.abs()
+    return None
+
+
 def best_mask(means: pd.Series, metric: str) -> pd.Series:
     """True where the configuration has the best mean of ``metric`` (ties all win)."""
-    direction = better(metric)  # convae/metrics/catalogue.py; metrics not listed get no bold
-    if direction == "lower":
-        score = means
-    elif direction == "higher":
-        score = -means
-    elif direction == "zero":
-        score = means.abs()
-    else:
+    score = _score(means, metric)  # metrics not catalogued get no best
+    if score is None:
         return pd.Series(False, index=means.index)
     return (score == score.min()) & score.notna()
 
 
-def format_cell(mean: float, std: float, pm: str = " ± ", dash: str = "–") -> str:
-    """``mean ± std`` to 4 and 2 significant digits; ``dash`` for a std of one seed."""
-    if pd.isna(mean):  # no job of the configuration has the metric
-        return dash
-    return f"{mean:.4g}{pm}{dash if pd.isna(std) else f'{std:.2g}'}"
+def clear_best_mask(means: pd.Series, stds: pd.Series, metric: str) -> pd.Series:
+    """True for the one configuration whose mean is best and better than every other's by
+    more than the two stds added together (their mean ± std intervals apart): a best within
+    the seeds' spread is not claimed. A configuration of one seed (no std) is never the clear
+    best; against another it counts with std 0. Ties and a lone configuration: none."""
+    clear = pd.Series(False, index=means.index)
+    score = _score(means, metric)
+    if score is None or score.notna().sum() < 2:
+        return clear
+    best = best_mask(means, metric)
+    if best.sum() != 1:
+        return clear
+    i = best.idxmax()
+    if pd.isna(stds[i]):
+        return clear
+    others = score.notna() & ~best
+    gaps = score[others] - score[i]
+    clear[i] = bool((gaps > stds[i] + stds[others].fillna(0.0)).all())
+    return clear
+
+
+@dataclass(frozen=True)
+class Markup:
+    """How a table's text is written: markdown or LaTeX."""
+
+    bold: Callable[[str], str]
+    pm: str
+    dash: str  # no value
+    minus: str
+    power: Callable[[int | str], str]  # 10^e
+    units: Callable[[int | str], str]  # the header suffix of a column in units of 10^e
+    escape: Callable[[str], str]  # text cells and headers
+
+
+LATEX_SPECIALS = {c: f"\\{c}" for c in "&%$#_{}"} | {
+    "\\": r"\textbackslash{}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIALS.get(c, c) for c in text)
+
+
+MARKDOWN = Markup(
+    bold=lambda c: f"**{c}**",
+    pm=" ± ",
+    dash="–",
+    minus="-",
+    power=power_of_ten,
+    units=lambda e: f" (×{power_of_ten(e)})",
+    escape=str,
+)
+LATEX = Markup(
+    bold=lambda c: f"\\textbf{{{c}}}",
+    pm=" $\\pm$ ",
+    dash="--",
+    minus="$-$",
+    power=lambda e: f"$10^{{{e}}}$",
+    units=lambda e: f" ($\\times 10^{{{e}}}$)",
+    escape=latex_escape,
+)
+
+
+def rules(markup: Markup) -> str:
+    """What a cell means and what bold means: report.md's words, report.tex's caption."""
+    e = markup.escape
+    return (
+        e("Each cell is the mean")
+        + markup.pm
+        + e(
+            "sample std (ddof=1) over the n completed seeds, the mean rounded to the std's "
+            "first significant digit; the mean alone when n = 1"
+        )
+        + e("; in a column headed")
+        + markup.units("n")
+        + e(", multiply the values by ")
+        + markup.power("n")
+        + e(
+            ". Bold: the best mean of a column (lowest loss and checkerboard scores, highest "
+            "PSNR/SSIM, hf_tail_db closest to 0), only where it beats every other "
+            "configuration's by more than their two stds added together (one seed: never "
+            "bold)."
+        )
+    )
 
 
 def display_table(
-    summary: pd.DataFrame,
-    keys: Sequence[str],
-    metrics: Sequence[str],
-    bold: Callable[[str], str],
-    pm: str = " ± ",
-    dash: str = "–",
+    summary: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str], markup: Markup
 ) -> pd.DataFrame:
-    """The aggregated table as text cells: keys, n, params, one 'mean ± std' per metric."""
+    """The aggregated table as text cells: keys, n, params, one 'mean ± std' per metric
+    (numbers.py's rule), headers and text cells written with ``markup``."""
     columns = list(keys) or ["configuration"]
-    table = summary[columns].astype(str)
+    table = pd.DataFrame(index=summary.index)
+    for key in columns:
+        table[markup.escape(key)] = summary[key].astype(str).map(markup.escape)
     table["n"] = summary["n"].astype(str)
-    table["params"] = summary["params"].map(lambda p: dash if pd.isna(p) else f"{p:.0f}")
+    table["params"] = summary["params"].map(lambda p: markup.dash if pd.isna(p) else f"{p:.0f}")
     for m in metrics:
         means, stds = summary[f"mean:{m}"], summary[f"std:{m}"]
-        cells = [format_cell(a, b, pm, dash) for a, b in zip(means, stds, strict=True)]
-        best = best_mask(means, m)
-        table[m] = [bold(c) if b else c for c, b in zip(cells, best, strict=True)]
+        rule = column(means.tolist(), stds.tolist())
+        cells = [
+            rule.cell(a, b, markup.pm, markup.dash, markup.minus)
+            for a, b in zip(means, stds, strict=True)
+        ]
+        best = clear_best_mask(means, stds, m)
+        header = markup.escape(m) + (markup.units(rule.exponent) if rule.exponent else "")
+        table[header] = [markup.bold(c) if b else c for c, b in zip(cells, best, strict=True)]
     return table
 
 
@@ -164,16 +258,26 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def to_latex(table: pd.DataFrame, metrics: Sequence[str], caption: str) -> str:
-    """A booktabs table: metric cells already hold LaTeX (\\textbf, $\\pm$); the headers and
-    the configuration cells are escaped by pandas."""
-    text_columns = [c for c in table.columns if c not in metrics]
-    styler = (
-        table.style.hide(axis="index")
-        .format(escape="latex", subset=text_columns)
-        .format_index(escape="latex", axis=1)
-    )
-    align = "l" * len(text_columns) + "r" * len(metrics)
-    return styler.to_latex(
-        hrules=True, column_format=align, caption=caption, position_float="centering"
-    )
+BOOKTABS = "Needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule)."
+
+
+def to_latex(table: pd.DataFrame, n_metrics: int, caption: str) -> str:
+    """A booktabs table of text cells already written in LaTeX (display_table with
+    ``LATEX``): text columns left-aligned, metric columns right-aligned."""
+    align = "l" * (len(table.columns) - n_metrics) + "r" * n_metrics
+    rows = [" & ".join(map(str, row)) + r" \\" for row in table.itertuples(index=False)]
+    return "\n".join([
+        f"% convae-report's table. {BOOKTABS}",
+        r"\begin{table}",
+        r"\centering",
+        f"\\caption{{{caption}}}",
+        f"\\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+        " & ".join(map(str, table.columns)) + r" \\",
+        r"\midrule",
+        *rows,
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{table}",
+        "",
+    ])  # fmt: skip
