@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from google.protobuf.message import DecodeError
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
-from convae.report.figures import new_figure, png
+from convae.report.figures import fit_texts, new_figure, png
 from convae.report.panels import COLUMN_IN, FONT, PAGE_IN
 from convae.report.sweeps import BadFile, one_line
 
@@ -169,9 +170,19 @@ def curves_figure(
     tags: Sequence[str],
     groups: Mapping[str, tuple[str, str]] | None = None,
 ) -> bytes:
-    """A row of panels per tag and a column per panel value; in each, a line per colour
-    value with a ± std band. ``groups`` maps a configuration to its (colour, panel) short
-    labels (convae.report.panels); without it every configuration is a line of one panel.
+    """curves.png: curves_plot at 200 dpi."""
+    return png(curves_plot(curves, tags, groups), dpi=200)
+
+
+def curves_plot(
+    curves: pd.DataFrame,
+    tags: Sequence[str],
+    groups: Mapping[str, tuple[str, str]] | None = None,
+) -> Figure:
+    """A row of panels per tag (sharing its y axis) and a column per panel value; in each, a
+    line per colour value with a ± std band. ``groups`` maps a configuration to its (colour,
+    panel) short labels (convae.report.panels); without it every configuration is a line of
+    one panel.
     Scores spanning more than a factor of 5 (the checkerboard scores, a loss from its start)
     get a log axis, where the band is left out below zero."""
     groups = groups or {c: (c, "") for c in curves["configuration"].unique()}
@@ -179,7 +190,7 @@ def curves_figure(
     colours = list(dict.fromkeys(c for c, _ in groups.values()))
     rows = max(1, len(tags))
     fig = new_figure(min(PAGE_IN, max(COLUMN_IN, 0.6 + 1.9 * len(panels))), 1.0 + 1.6 * rows)
-    axes = fig.subplots(rows, len(panels), squeeze=False, sharex=True)
+    axes = fig.subplots(rows, len(panels), squeeze=False, sharex=True, sharey="row")
     for r, tag in enumerate(tags):
         part = curves[curves["tag"] == tag]
         positive = len(part) and (part["mean"] > 0).all()
@@ -192,19 +203,20 @@ def curves_figure(
             c = f"C{colours.index(colour) % 10}" if colour in colours else None
             ax.plot(line["step"], mean, color=c, linewidth=0.9)
             ax.fill_between(line["step"], low, mean + std, alpha=0.2, linewidth=0, color=c)
-        for c, ax in enumerate(axes[r]):
+        for ax in axes[r]:
             if log:
                 ax.set_yscale("log")
             ax.tick_params(which="both", labelsize=FONT - 1, length=2, pad=1)
             ax.grid(alpha=0.3, linewidth=0.5)
-            if r == 0 and panels[c]:
-                ax.set_title(panels[c], fontsize=FONT)
         axes[r, 0].set_ylabel(tag if len(part) else f"{tag}\n(not logged)", fontsize=FONT)
     for ax in axes[-1]:
         ax.set_xlabel("step", fontsize=FONT)
+    legend, ncols = None, 1
     if len(curves) and any(colours):
         handles = [Line2D([], [], color=f"C{k % 10}", label=v) for k, v in enumerate(colours)]
-        fig.legend(handles=handles, loc="outside upper center", ncols=min(3, len(colours)),
-                   fontsize=FONT, frameon=False, title="mean ± sample std over seeds",
-                   title_fontsize=FONT)  # fmt: skip
-    return png(fig, dpi=200)
+        ncols = min(3, len(colours))
+        legend = fig.legend(handles=handles, loc="outside upper center", ncols=ncols,
+                            fontsize=FONT, frameon=False, title="mean ± sample std over seeds",
+                            title_fontsize=FONT)  # fmt: skip
+    fit_texts(fig, list(zip(axes[0], panels, strict=True)), FONT, legend, ncols)
+    return fig

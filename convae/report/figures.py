@@ -1,17 +1,21 @@
 """The reconstructions picture of a report: the same test digits reconstructed by each
-configuration (loading its checkpoint); and the figure helpers the other pictures share."""
+configuration (loading its checkpoint); and the figure helpers the other pictures share
+(titles and legends fitted to the figure)."""
 
 from __future__ import annotations
 
 import io
 import json
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 
 from convae.report.sweeps import Job
 from convae.report.tables import SEED
@@ -25,6 +29,59 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def fit_texts(
+    fig: Figure,
+    titled: Sequence[tuple[Axes, str]],
+    fontsize: float,
+    legend: Legend | None = None,
+    ncols: int = 1,
+) -> None:
+    """Each axes given its title, wrapped (at spaces where it can) so that no line is wider
+    than the axes under it, and the legend given fewer columns, then wrapped labels, until
+    it is no wider than the figure: titles of side-by-side panels neither overlap nor run
+    past the figure's edge, whatever their number or length. Measured with the figure's
+    renderer after layout, narrowed in proportion until everything fits."""
+    titles = {ax: title for ax, title in titled if title}
+    chars = {ax: max(map(len, title.split("\n"))) for ax, title in titles.items()}
+    for ax, title in titles.items():
+        ax.set_title(title, fontsize=fontsize)
+    labels = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+    label_chars = max(map(len, labels), default=0)
+    for _ in range(8):
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        narrowed = False
+        for ax, title in titles.items():
+            wide = ax.title.get_window_extent(renderer).width
+            room = ax.get_window_extent(renderer).width
+            if wide > room and chars[ax] > 1:
+                chars[ax] = _narrower(chars[ax], room / wide)
+                ax.set_title(_wrap(title, chars[ax]), fontsize=fontsize)
+                narrowed = True
+        if legend is not None and label_chars > 4:
+            share = fig.bbox.width * 0.98 / legend.get_window_extent(renderer).width
+            if share < 1 and ncols > 1:
+                ncols = max(1, min(ncols - 1, int(ncols * share)))
+                legend.set_ncols(ncols)
+                narrowed = True
+            elif share < 1:
+                label_chars = max(4, _narrower(label_chars, share))
+                for text, label in zip(legend.get_texts(), labels, strict=True):
+                    text.set_text(_wrap(label, label_chars))
+                narrowed = True
+        if not narrowed:
+            return
+
+
+def _narrower(chars: int, share: float) -> int:
+    """Fewer characters a line, in proportion to the room there is (at least one fewer)."""
+    return max(1, min(chars - 1, int(chars * share * 0.95)))
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
 
 
 def png(fig: Figure, dpi: int = 100) -> bytes:

@@ -1,6 +1,7 @@
 """The report's metric figure as small multiples, sized for one paper column: the first
 swept key along x (the decoder, in the ablation), colour for the second, a column of panels
-per value of the third, a row per metric. Keys beyond the third join the colour."""
+per value of the third, a row per metric (its panels on one y scale). Keys beyond the third
+join the colour. Titles and legend are wrapped to fit, whatever the labels' length."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from convae.report.figures import new_figure, png
+from convae.report.figures import fit_texts, new_figure, png
 from convae.report.labels import Dimension
-from convae.report.tables import best_mask
+from convae.report.tables import clear_best_mask
 
 COLUMN_IN = 3.4  # one column of a two-column paper
 PAGE_IN = 7.0  # both columns
@@ -43,10 +45,21 @@ def metric_panels(
     metrics: Sequence[str],
     dims: Sequence[Dimension],
 ) -> bytes:
+    """report.png: metric_figure at 200 dpi."""
+    return png(metric_figure(summary, completed, metrics, dims), dpi=200)
+
+
+def metric_figure(
+    summary: pd.DataFrame,
+    completed: pd.DataFrame,
+    metrics: Sequence[str],
+    dims: Sequence[Dimension],
+) -> Figure:
     """A point per configuration at its mean, the sample std as error bar and each seed a
-    grey dot (a mean of three seeds hides their spread); the best per metric outlined in
-    black. Points, not bars: the axes do not start at zero, so differences of 1e-3 in a
-    loss of 0.1 can be seen."""
+    grey dot (a mean of three seeds hides their spread); the clear best per metric (as the
+    table bolds it) outlined in black. Points, not bars: the axes do not start at zero, so
+    differences of 1e-3 in a loss of 0.1 can be seen. The panels of a row (one metric)
+    share their y axis, so a 10x gap between panels looks like one."""
     n = len(summary)
     x, colour, panel = figure_axes(dims, n)
     xs, colours, panels = _unique(x), _unique(colour), _unique(panel)
@@ -54,11 +67,12 @@ def metric_panels(
     panel_in = max(1.4, 0.25 + 0.2 * len(xs))  # points side by side need little width
     width = min(PAGE_IN, max(COLUMN_IN, 0.5 + panel_in * len(panels)))
     fig = new_figure(width, 0.9 + 1.35 * rows)
-    axes = fig.subplots(rows, len(panels), squeeze=False, sharex=True)
+    axes = fig.subplots(rows, len(panels), squeeze=False, sharex=True, sharey="row")
     palette = [f"C{i}" for i in range(10)]
     step = 0.7 / max(1, len(colours))  # colours side by side within an x position
     for r, metric in enumerate(metrics or ["(no metrics)"]):
-        best = best_mask(summary[f"mean:{metric}"], metric).to_numpy() if metrics else []
+        means, stds = (summary[f"{s}:{metric}"] for s in ("mean", "std")) if metrics else ((), ())
+        best = clear_best_mask(means, stds, metric).to_numpy() if metrics else []
         for c, value in enumerate(panels):
             ax = axes[r, c]
             for i in range(n):
@@ -78,20 +92,21 @@ def metric_panels(
             _scale(ax, summary, metric if metrics else None)
             ax.tick_params(which="both", labelsize=FONT - 1, length=2, pad=1)
             ax.grid(axis="y", alpha=0.3, linewidth=0.5)
-            if r == 0 and value:
-                ax.set_title(value, fontsize=FONT)
             if c == 0:
                 ax.set_ylabel(metric, fontsize=FONT)
     for ax in axes[-1]:
         ax.set_xticks(range(len(xs)), xs, rotation=40, ha="right", fontsize=FONT - 0.5)
+    legend, ncols = None, 1
     if any(colours):
         handles = [
             Line2D([], [], color=palette[k % 10], marker="o", linestyle="", label=v)
             for k, v in enumerate(colours)
         ]
-        fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(colours)),
-                   fontsize=FONT, frameon=False)  # fmt: skip
-    return png(fig, dpi=200)
+        ncols = min(4, len(colours))
+        legend = fig.legend(handles=handles, loc="outside upper center", ncols=ncols,
+                            fontsize=FONT, frameon=False)  # fmt: skip
+    fit_texts(fig, list(zip(axes[0], panels, strict=True)), FONT, legend, ncols)
+    return fig
 
 
 def _scale(ax: Axes, summary: pd.DataFrame, metric: str | None) -> None:
