@@ -179,8 +179,10 @@ def test_a_job_preempted_with_sigterm_leaves_a_resumable_checkpoint(tmp_path, sl
 
 
 def test_a_failing_job_is_recorded_and_the_other_job_completes(tmp_path, slurm_conf):
+    # without the up-front check (convae/sweeps/preflight.py), which would refuse the sweep
     proc, folder = sweep(tmp_path, slurm_conf, *QUICK, "trainer.max_steps=4",
-                         "data.noise_std=0.5,-1.0", check=False)  # fmt: skip
+                         "data.noise_std=0.5,-1.0", "~hydra.callbacks.sweep_preflight",
+                         check=False)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip().endswith(
         "data.noise_std=-1.0 is invalid: expected a finite float >= 0 (0 = clean)"

@@ -47,7 +47,9 @@ def test_parallel_launchers_run_jobs_with_one_thread_each(tmp_path, launcher):
 
 
 def test_failing_combinations_do_not_stop_the_others_and_the_last_line_names_each(tmp_path):
-    proc, _, jobs = sweep(tmp_path, "data.noise_std=0,-1,0.5,-2", "threads=1", check=False)
+    # the up-front check (convae/sweeps/preflight.py) turned off: each job checks itself
+    proc, _, jobs = sweep(tmp_path, "data.noise_std=0,-1,0.5,-2", "threads=1",
+                          "~hydra.callbacks.sweep_preflight", check=False)  # fmt: skip
     assert proc.returncode != 0
     status = {json.loads((j / "results.json").read_text())["config"]["data"]["noise_std"]:
               results(j) for j in jobs}  # fmt: skip
@@ -121,7 +123,9 @@ def test_the_pareto_example_tolerates_a_failed_trial_and_resumes_from_its_sqlite
     import yaml
 
     (tmp_path / "pareto_test.yaml").write_text(PARETO_TEST)
-    args = ["-m", "--config-dir", str(tmp_path), "--config-name", "pareto_test"]
+    # without the up-front check, which would refuse the -1.0 choice (sweeps/preflight.py)
+    args = ["-m", "--config-dir", str(tmp_path), "--config-name", "pareto_test",
+            "~hydra.callbacks.sweep_preflight"]  # fmt: skip
     run_script("convae-train", *args, cwd=tmp_path)  # one failure in its batch of 2: rc 0
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
     study = optuna.load_study(study_name="convae_loss_artifacts",
