@@ -258,7 +258,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-BOOKTABS = "Needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule)."
+BOOKTABS = "its rules need \\usepackage{booktabs} in the preamble."
 
 
 def to_latex(table: pd.DataFrame, n_metrics: int, caption: str) -> str:
@@ -267,7 +267,7 @@ def to_latex(table: pd.DataFrame, n_metrics: int, caption: str) -> str:
     align = "l" * (len(table.columns) - n_metrics) + "r" * n_metrics
     rows = [" & ".join(map(str, row)) + r" \\" for row in table.itertuples(index=False)]
     return "\n".join([
-        f"% convae-report's table. {BOOKTABS}",
+        f"% convae-report's table: {BOOKTABS}",
         r"\begin{table}",
         r"\centering",
         f"\\caption{{{caption}}}",
