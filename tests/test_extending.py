@@ -19,15 +19,17 @@ from torch import nn
 
 from convae.config.errors import ConfigError
 from convae.config.validate import data_shape
-from convae.data.registry import PLUGINS_VARIABLE, load_plugins, register_source, unregister_source
+from convae.data.registry import register_source, unregister_source
 from convae.models import ConvAutoencoder
-from convae.models.upsample import (
+from convae.models.decoders import (
     DECODER_OPTIONS,
     UPSAMPLERS,
     decoder_setting_problems,
     register,
-    same_conv,
+    unregister,
 )
+from convae.models.upsample import same_conv
+from convae.plugins import PLUGINS_VARIABLE, load_plugins
 from convae.training.build import build_datamodule, build_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +53,7 @@ def example():
     load_plugins([str(f) for f in FILES])
     yield
     unregister_source("stripes")
-    UPSAMPLERS.pop("nearest_blur", None)
+    unregister("nearest_blur")
     for name in [m for m in sys.modules if m.startswith("convae_plugin_")]:
         del sys.modules[name]
 
@@ -141,8 +143,8 @@ def test_a_decoder_gets_its_own_settings_and_no_one_elses():
         # Another decoder ignores it, as the transposed decoder ignores icnr.
         ConvAutoencoder(depths=[2], upsample="nearest", test_stage_width=5)
     finally:
-        UPSAMPLERS.pop("test_wide")
-        DECODER_OPTIONS.pop("test_wide")
+        unregister("test_wide")
+    assert "test_wide" not in UPSAMPLERS and "test_wide" not in DECODER_OPTIONS
     with pytest.raises(TypeError, match="test_stage_width"):
         ConvAutoencoder(depths=[2], upsample="nearest", test_stage_width=5)
 

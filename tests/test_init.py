@@ -10,11 +10,10 @@ from torch import nn
 
 from convae.config.errors import ConfigError
 from convae.models import UPSAMPLERS, ConvAutoencoder
-from convae.models.init import CONVS
 
 
 def convs(net: nn.Module) -> list[nn.Module]:
-    return [m for m in net.modules() if isinstance(m, CONVS)]
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
 
 
 def glorot_bound(weight: torch.Tensor) -> float:

@@ -26,11 +26,11 @@ from convae.config.schema import (
 )
 from convae.data.shape import MAX_PATCH, RESIZE_MODES, SOURCES, ShapeError, served_shape
 from convae.metrics.catalogue import VALIDATION, monitorable
-from convae.models.autoencoder import encoder_sizes
+from convae.models.decoders import UPSAMPLERS, decoder_setting_problems
+from convae.models.geometry import encoder_sizes
 from convae.models.init import INITS
 from convae.models.losses import LOSSES
 from convae.models.memory import estimated_memory, human_size, physical_memory
-from convae.models.upsample import UPSAMPLERS
 
 PROFILERS = (None, "simple", "advanced", "pytorch")  # Lightning's, by name
 
@@ -129,12 +129,8 @@ def validate(cfg: DictConfig, *, trained_precision: str | None = None) -> Precis
         f"expected one of {', '.join(sorted(UPSAMPLERS))}",
     )
     check(m.init in INITS, "model.init", m.init, f"expected one of {', '.join(INITS)}")
-    check(
-        m.transposed_kernel_size >= 2,
-        "model.transposed_kernel_size",
-        m.transposed_kernel_size,
-        "expected an int >= 2 (stride 2 leaves holes below)",
-    )
+    for key, value, allowed in decoder_setting_problems(plain(m)):  # each decoder's own
+        check(False, key, value, allowed)
     check(d.source in SOURCES, "data.source", d.source, f"expected one of {', '.join(SOURCES)}")
     _check_shape(cfg)
     check(

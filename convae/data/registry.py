@@ -12,26 +12,23 @@ their loaders import what they need when called), so a config's ``data.source`` 
 
 Sources outside convae register themselves the same way in a file of their own; the
 modules or ``.py`` files named in the environment variable ``CONVAE_PLUGINS`` (separated
-by commas) are imported with this module, so ``convae-train`` and its sweeps see them
-too (docs/extending.md).
+by commas) are imported at the first lookup (convae/plugins.py), so ``convae-train`` and
+its sweeps see them too (docs/extending.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
-import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from convae.plugins import load_configured_plugins
 
 if TYPE_CHECKING:
     from convae.data.sources import ImageArrays
 
-PLUGINS_VARIABLE = "CONVAE_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -122,40 +119,6 @@ def _discover() -> None:
         return
     _discovered = True  # first: a plugin that reads the registry while imported must not loop
     importlib.import_module("convae.data.catalog")  # the built-in sources
-    load_plugins(os.environ.get(PLUGINS_VARIABLE, ""))
+    load_configured_plugins()
 
 
-def load_plugins(names: str | Sequence[str]) -> None:
-    """Imports each module name or ``.py`` file (a comma-separated string or a list), once:
-    their decorators register their sources and decoders."""
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",")]
-    for name in filter(None, names):
-        if name.endswith(".py"):
-            _import_file(Path(name))
-        else:
-            importlib.import_module(name)
-
-
-def _import_file(path: Path) -> None:
-    path = path.expanduser().resolve()
-    key = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    module_name = f"convae_plugin_{path.stem}_{key}"
-    if module_name in sys.modules:
-        return
-    if not path.is_file():
-        raise FileNotFoundError(f"{PLUGINS_VARIABLE}: {path}: no such file")
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-
-
-# Now, not at the first lookup: config.validate reads the decoders' registry
-# (convae/models/upsample.py) before this one, and a plugin may register a decoder.
-_discover()

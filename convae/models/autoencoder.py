@@ -14,16 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from convae.models.decoders import UPSAMPLERS, decoder_options
+from convae.models.geometry import encoder_sizes
 from convae.models.init import initialise_
-from convae.models.upsample import UPSAMPLERS, decoder_options, same_conv
+from convae.models.upsample import same_conv
 
-
-def encoder_sizes(image_size: int, n_stages: int) -> list[int]:
-    """Spatial size after each pool, with ceil so odd sizes round up (7 -> 4)."""
-    sizes = [image_size]
-    for _ in range(n_stages):
-        sizes.append((sizes[-1] + 1) // 2)
-    return sizes
+__all__ = ["ConvAutoencoder", "count_parameters", "encoder_sizes"]
 
 
 class ConvAutoencoder(nn.Module):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 
-from convae.models.autoencoder import encoder_sizes
+from convae.models.geometry import encoder_sizes
 
 FLOAT_BYTES = 4
 

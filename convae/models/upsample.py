@@ -7,101 +7,27 @@ layer, so every mode has one learned layer per stage and comparable parameter co
 
 A new decoder is one builder decorated with ``@register("name")`` plus one YAML file in
 ``conf/upsample/`` (docs/extending.md); ``tests/test_models.py`` runs over the whole
-registry. A decoder with settings of its own declares them with its registration,
-``@register("name", options=SomeOptions)``: a frozen dataclass whose fields are its
-``model.*`` keys with their defaults, handed to the builder as ``options`` (None for a
-decoder without settings). Every other decoder ignores them.
+registry. The registry, the decoders' own settings and the built-in names are in
+convae/models/decoders.py, which imports no torch; this module is imported at the first
+build.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convae.models.decoders import (
+    PixelShuffleOptions,
+    StageBuilder,
+    TransposedOptions,
+    register,
+)
 
-class StageBuilder(Protocol):
-    def __call__(
-        self, *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: Any
-    ) -> nn.Module: ...
-
-
-UPSAMPLERS: dict[str, StageBuilder] = {}
-# The settings dataclass of each decoder that has settings.
-DECODER_OPTIONS: dict[str, type] = {}
-
-
-def register(name: str, *, options: type | None = None) -> Callable[[StageBuilder], StageBuilder]:
-    """Registers the decorated stage builder as ``model.upsample=<name>``, with the
-    dataclass of its own settings (``options``), if it has any."""
-    if options is not None and not dataclasses.is_dataclass(options):
-        raise TypeError(f"upsample mode {name!r}: options must be a dataclass, not {options!r}")
-
-    def add(builder: StageBuilder) -> StageBuilder:
-        if name in UPSAMPLERS:
-            raise ValueError(f"upsample mode {name!r} is registered twice")
-        if options is not None:
-            settings = decoder_settings()
-            for field in dataclasses.fields(options):
-                if field.name in settings and settings[field.name] != _default(field):
-                    raise ValueError(
-                        f"upsample mode {name!r}: setting {field.name!r} has another default "
-                        "in another decoder's options"
-                    )
-            DECODER_OPTIONS[name] = options
-        UPSAMPLERS[name] = builder
-        return builder
-
-    return add
-
-
-def _default(field: dataclasses.Field) -> Any:
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
-
-
-def decoder_settings() -> dict[str, Any]:
-    """Every decoder setting (a ``model.*`` key) any registered decoder declares, with its
-    default."""
-    return {
-        field.name: _default(field)
-        for options in DECODER_OPTIONS.values()
-        for field in dataclasses.fields(options)
-    }
-
-
-def decoder_setting_problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
-    """(key, value, what is allowed) for each decoder setting in ``settings`` (the model
-    config) that its decoder's options refuse, through their optional static method
-    ``problems(values)``. Every decoder's settings are checked, whichever decoder the config
-    chooses, so a config stays valid when only its ``upsample`` changes."""
-    found: list[tuple[str, Any, str]] = []
-    for options in DECODER_OPTIONS.values():
-        check = getattr(options, "problems", None)
-        if check is not None:
-            own = {f.name for f in dataclasses.fields(options)}
-            found += check({k: v for k, v in settings.items() if k in own})
-    return found
-
-
-def decoder_options(upsample: str, settings: Mapping[str, Any]) -> Any:
-    """The options of decoder ``upsample`` from ``settings`` (model arguments beyond the
-    common ones): its own fields, the defaults where a key is not given; None for a
-    decoder without settings. A key no registered decoder declares is a TypeError, as an
-    unexpected keyword argument is."""
-    unknown = sorted(set(settings) - set(decoder_settings()))
-    if unknown:
-        raise TypeError(f"unexpected model arguments {', '.join(unknown)}: no decoder has them")
-    options = DECODER_OPTIONS.get(upsample)
-    if options is None:
-        return None
-    own = {f.name for f in dataclasses.fields(options)}
-    return options(**{k: v for k, v in settings.items() if k in own})
+__all__ = ["CropTo", "PixelShuffleStage", "Resize", "icnr_", "register", "same_conv"]
 
 
 def same_conv(in_ch: int, out_ch: int, kernel_size: int) -> nn.Conv2d:
@@ -155,24 +81,6 @@ def _resize_conv(mode: str) -> StageBuilder:
 
 register("nearest")(_resize_conv("nearest"))
 register("bilinear")(_resize_conv("bilinear"))
-
-
-@dataclasses.dataclass(frozen=True)
-class TransposedOptions:
-    transposed_kernel_size: int = 3  # 3: uneven overlap (checkerboard-prone); 4: even overlap
-
-    @staticmethod
-    def problems(values: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
-        k = values.get("transposed_kernel_size", 3)
-        if k >= 2:
-            return []
-        return [
-            (
-                "model.transposed_kernel_size",
-                k,
-                "expected an int >= 2 (stride 2 leaves holes below)",
-            )
-        ]
 
 
 @register("transposed", options=TransposedOptions)
@@ -233,11 +141,6 @@ def icnr_(
     conv.weight.copy_(base.weight.repeat_interleave(r2, dim=0))
     if conv.bias is not None and base.bias is not None:
         conv.bias.copy_(base.bias.repeat_interleave(r2, dim=0))
-
-
-@dataclasses.dataclass(frozen=True)
-class PixelShuffleOptions:
-    icnr: bool = False  # start as conv + nearest resize (ICNR, Aitken et al. 2017)
 
 
 @register("pixel_shuffle", options=PixelShuffleOptions)

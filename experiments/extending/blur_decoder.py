@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convae.models.upsample import Resize, register, same_conv
+from convae.models.decoders import register
+from convae.models.upsample import Resize, same_conv
 
 
 class Blur(nn.Module):
