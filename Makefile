@@ -7,7 +7,13 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 ARGS ?= experiment=seed_autoencoder
 PYTEST_ARGS ?=
 
-.PHONY: install fashion-mnist train test test-fast lint format clean
+.PHONY: help install fashion-mnist train test test-fast lint format clean
+# A bare `make` lists the targets; each one's `## ` comment is its line in the list.
+.DEFAULT_GOAL := help
+
+help: ## list the targets, one line each (what a bare `make` does)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "make %-14s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
 
 $(BIN)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -18,22 +24,22 @@ $(BIN)/.convae-installed: $(BIN)/.torch-installed pyproject.toml setup.py
 	$(BIN)/python -m pip install -e '.[dev]' $(TORCH)
 	touch $@
 
-install: $(BIN)/.convae-installed fashion-mnist
+install: $(BIN)/.convae-installed fashion-mnist ## .venv with torch and convae[dev], made on first use
 
 # Full Fashion-MNIST from Debian's dataset-fashion-mnist (data.source=fashion_mnist), where
 # apt can install it; nothing needs it to build or test.
 FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-fashion-mnist:
+fashion-mnist: ## as root with apt: Debian's dataset-fashion-mnist (data.source=fashion_mnist)
 	@if [ ! -f $(FASHION) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
 		|| echo "note: could not install dataset-fashion-mnist; data.source=fashion_mnist needs it"; \
 	fi
 
-train: install
+train: install ## convae-train $(ARGS), by default experiment=seed_autoencoder
 	$(BIN)/convae-train $(ARGS)
 
-lint: install
+lint: install ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -45,15 +51,15 @@ lint: install
 WORKERS ?= $(shell nproc)
 PYTEST := $(BIN)/pytest -n $(WORKERS) --dist worksteal --durations=25
 
-test: lint
+test: lint ## lint, then every test on pytest-xdist workers (what CI runs)
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: lint
+test-fast: lint ## lint, then the tests not marked slow (about a minute)
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-format: install
+format: install ## ruff format and ruff check --fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-clean:
+clean: ## remove .venv and the pytest, ruff and hypothesis caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

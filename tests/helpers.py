@@ -13,7 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,6 +65,28 @@ def run_script(
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
+
+
+def wait_for(
+    ready: Callable[[], object],
+    proc: subprocess.Popen | None = None,
+    *,
+    timeout: float = 300,
+    poll: float = 0.002,
+    detail: Callable[[], str] = str,
+):
+    """Polls ``ready()`` every ``poll`` seconds until it returns something true, and returns
+    that: a test waits for an event a run produces (a file it writes) rather than for a
+    time that depends on the machine's speed. Fails the test if ``proc`` exits first or
+    ``timeout`` seconds pass, with ``detail()`` (e.g. the process's stderr)."""
+    deadline = time.monotonic() + timeout
+    while not (found := ready()):
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode} before the awaited event: {detail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no awaited event after {timeout} s: {detail()}")
+        time.sleep(poll)
+    return found
 
 
 def train(cwd: Path, *overrides: str, check: bool = True, **env: str):

@@ -7,8 +7,10 @@ are a real 1 MB tmpfs in a private mount namespace (``unshare -m``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import BIN, THREADS, events, read_only, results, run_on_small_tmpfs
+from helpers import BIN, THREADS, events, read_only, results, run_on_small_tmpfs, wait_for
 from pytorch_lightning.demos.boring_classes import BoringModel
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -210,29 +212,102 @@ def _save_forever(target: Path, big: torch.Tensor) -> None:
         os._exit(1)
 
 
-def test_a_process_killed_at_any_moment_of_its_saves_leaves_a_whole_checkpoint(tmp_path):
+def _state(folder: Path, pid: int) -> tuple[int | None, dict[str, int]]:
+    """The inode of ``folder/last.ckpt`` (None: there is none) and the sizes of ``pid``'s
+    temporary files, by name."""
+    try:
+        ino: int | None = (folder / "last.ckpt").stat().st_ino
+    except FileNotFoundError:
+        ino = None
+    mine = {}
+    for path in folder.glob(".*.tmp") if folder.exists() else []:
+        if f".{pid}." in path.name:
+            with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                mine[path.name] = path.stat().st_size
+    return ino, mine
+
+
+def _kill_in_phase(target: Path, big: torch.Tensor, in_phase, *, freeze: bool, missed=None):
+    """Forks a process saving ``big`` to ``target`` over and over and SIGKILLs it in the
+    phase of a save where ``in_phase(*_state(...))`` holds, whatever the machine's speed:
+    the folder is polled without pause and, with ``freeze``, the saver is stopped (SIGSTOP)
+    on sight and killed only if it is still in the phase once stopped, else continued for
+    its next save. Without ``freeze`` it is killed on sight (a stopped process finishes
+    its write first; only a kill cuts one short) and the caller checks what it left.
+    Returns its pid, or None once ``missed(*_state(...))`` says the phase cannot come."""
+    pid = os.fork()  # the plugin is imported already: the child saves at once
+    if pid == 0:
+        _save_forever(target, big)
+
+    def phase_now() -> str:
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the saving process died"
+        state = _state(target.parent, pid)
+        return "missed" if missed and missed(*state) else "in" if in_phase(*state) else ""
+
+    try:
+        while wait_for(phase_now, timeout=60, poll=0) == "in":
+            if not freeze:
+                return pid
+            os.kill(pid, signal.SIGSTOP)
+            assert os.WIFSTOPPED(os.waitpid(pid, os.WUNTRACED)[1])  # stopped by now
+            if in_phase(*_state(target.parent, pid)):  # frozen inside the phase
+                return pid
+            os.kill(pid, signal.SIGCONT)
+        return None
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        assert os.waitpid(pid, 0)[1] == signal.SIGKILL
+
+
+def test_a_process_killed_at_each_phase_of_its_saves_leaves_a_whole_checkpoint(tmp_path):
+    """Each kill lands at a known phase of a save, seen on disk rather than guessed from a
+    delay: before its first file; while the first save's temporary file exists; between a
+    rename and the next temporary file; part-way through writing a later save's temporary
+    file. last.ckpt is always absent or whole, and the only file left is the killed
+    process's own temporary file, which the next save sweeps."""
     folder = tmp_path / "checkpoints"
     target = folder / "last.ckpt"
     big = torch.arange(4_000_000, dtype=torch.float32)  # 16 MB: saves take a while
-    killed_mid_write = 0
-    for delay in (0.0, 0.002, 0.01, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8):
-        pid = os.fork()  # the plugin is imported already: the child saves at once
-        if pid == 0:
-            _save_forever(target, big)
-        time.sleep(delay)
-        os.kill(pid, signal.SIGKILL)
-        assert os.waitpid(pid, 0)[1] == signal.SIGKILL
-        if target.exists():  # absent only before the first save ever finished
-            whole = torch.load(target, weights_only=True)
-            assert torch.equal(whole["big"], big) and isinstance(whole["i"], int)
-        left = temps(folder) if folder.exists() else []
-        assert all(f".{pid}." in name for name in left), left  # only the killed one's own
-        assert len(left) <= 1
-        killed_mid_write += len(left)
-    assert killed_mid_write >= 1  # the kills did land inside saves
-    assert target.exists()
+
+    def is_whole() -> bool:
+        loaded = torch.load(target, weights_only=True)
+        return torch.equal(loaded["big"], big) and isinstance(loaded["i"], int)
+
+    def no_file(ino, mine) -> bool:
+        return ino is None and not mine
+
+    # Before its first file: stopped at once and checked while stopped.
+    pid = _kill_in_phase(target, big, no_file, freeze=True)
+    assert pid and not target.exists() and _state(folder, pid)[1] == {}
+    # While its first save's temporary file exists, before any last.ckpt. Missed if the
+    # save finished unseen (a slow poll, a fast disk): then again in an empty folder.
+    for _ in range(10):
+        pid = _kill_in_phase(target, big, lambda ino, mine: ino is None and mine, freeze=True,
+                             missed=lambda ino, mine: ino is not None)  # fmt: skip
+        if pid:
+            break
+        shutil.rmtree(folder)
+    assert pid and not target.exists() and len(_state(folder, pid)[1]) == 1
+    # Between a rename and the next temporary file: its own last.ckpt, whole.
+    pid = _kill_in_phase(target, big, lambda ino, mine: ino is not None and not mine,
+                         freeze=True)  # fmt: skip
+    assert pid and is_whole() and temps(folder) == []  # its first save swept the earlier one
+    # Part-way through writing a later save's temporary file: killed on sight of a started
+    # one; a kill that landed once the write was done is tried again in a new process.
+    for _ in range(50):
+        old, whole = target.read_bytes(), target.stat().st_size
+        pid = _kill_in_phase(target, big, lambda ino, mine: ino is not None and any(mine.values()),
+                             freeze=False)  # fmt: skip
+        sizes = list(_state(folder, pid)[1].values())
+        if sizes and 0 < sizes[0] < whole:
+            break
+    else:
+        pytest.fail("no kill landed while a temporary file was being written")
+    assert target.read_bytes() == old and is_whole()  # the earlier save's, untouched
+    assert [name for name in temps(folder) if f".{pid}." not in name] == []  # swept
+
     AtomicCheckpointIO().save_checkpoint({"i": -1, "big": big}, target)
-    assert os.listdir(folder) == ["last.ckpt"]  # the next save swept the killed ones' files
+    assert os.listdir(folder) == ["last.ckpt"]  # the next save swept the killed one's file
     assert torch.load(target, weights_only=True)["i"] == -1
 
 

@@ -5,13 +5,13 @@ import json
 import os
 import signal
 import subprocess
-import time
+import tempfile
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import BIN, THREADS, events, results, run_script, scalars, train
+from helpers import BIN, THREADS, events, results, run_script, scalars, train, wait_for
 
 pytestmark = pytest.mark.slow  # every test here runs convae-train in a subprocess
 
@@ -21,16 +21,27 @@ ARGS = ["data.source=bundled", "data=noisy", "trainer.max_steps=100",
 
 
 def signal_in_second_epoch(command: list[str], cwd: Path, signum: int) -> int:
-    """Starts ``command`` in ``cwd``, sends ``signum`` once the first epoch's checkpoint is
-    written; returns the exit code."""
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while not list(cwd.glob("outputs/runs/*/*/checkpoints/last.ckpt")):
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-        time.sleep(0.02)
-    time.sleep(0.3)  # somewhere in the second epoch
-    proc.send_signal(signum)
-    return proc.wait(timeout=120)
+    """Starts ``command`` in ``cwd`` and sends ``signum`` as soon as the first epoch's
+    checkpoint save has begun (its temporary file or a checkpoint is in ``checkpoints/``);
+    returns the exit code. The run stops at the end of the first training batch after the
+    signal (GracefulInterrupt), and the first after that save is the second epoch's first:
+    the stop lands there (step 21 of ARGS' 20-step epochs, 11 in the DDP test's 10-step
+    ones), or a batch or two later should this process be slow to send, whatever the
+    machine's speed. A fixed sleep after the save could reach the next epoch's boundary."""
+    with tempfile.TemporaryFile() as err:  # not a pipe: a full one would block the run
+        proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_for(
+                lambda: list(cwd.glob("outputs/runs/*/*/checkpoints/*")),
+                proc,
+                detail=lambda: err.seek(0) or err.read().decode(errors="replace"),
+            )
+            proc.send_signal(signum)
+            return proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def kill_in_second_epoch(cwd: Path, *args: str) -> tuple[Path, dict]:
