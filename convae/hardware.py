@@ -54,10 +54,6 @@ def default_threads() -> int:
     return cores
 
 
-AUTO = "auto"
-# Lightning's names; "bf16"/"16"/"32" are its short aliases of the same settings.
-ALIASES = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
-CHOICES = (AUTO, "32-true", "bf16-mixed", "16-mixed")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 math
 
 
@@ -71,3 +67,18 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     flags = next((ln.split(":", 1)[1].split() for ln in cpuinfo.splitlines()
                   if ln.startswith("flags")), [])  # fmt: skip
     return [f for f in CPU_BF16_FLAGS if f in flags]
+
+
+# Where a launcher says which process of a multi-process run this is, in the order Lightning
+# reads them (LOCAL_RANK before SLURM_PROCID, which SLURM sets for any job).
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def process_rank() -> int:
+    """This process's global rank as its launcher set it (0 when none did): known before
+    Lightning is imported, as Lightning's rank_zero_only reads it at import."""
+    for key in RANK_VARIABLES:
+        value = os.environ.get(key)
+        if value is not None:
+            return int(value)
+    return 0

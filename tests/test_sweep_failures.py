@@ -26,7 +26,7 @@ import torch
 from helpers import BIN, results
 
 import convae
-from convae.callbacks.interrupt import JobNotStarted
+from convae.runs.stopping import JobNotStarted
 from convae.sweeps.signals import portable
 
 SWEEP = ["-m", "data.source=bundled", "trainer.enable_progress_bar=false",
@@ -50,7 +50,7 @@ REPRESENTATIVE = {
         Path("runs/a/metrics.csv"),
         OSError(28, "No space left on device"),
     ),
-    "convae.train.Interrupted": ("runs/a interrupted at step 3; resume with convae-train",),
+    "convae.runs.stopping.Interrupted": ("runs/a interrupted at step 3; resume with convae-train",),
 }
 
 
@@ -100,8 +100,8 @@ def test_the_error_classes_are_found():
     names = {_name(cls) for cls in ERRORS}
     assert {"convae.runs.checkpoint.CheckpointError",
             "convae.runs.checkpoint_io.CheckpointSaveError", "convae.config.errors.ConfigError",
-            "convae.callbacks.interrupt.JobInterrupted",
-            "convae.train.Interrupted"} <= names  # fmt: skip
+            "convae.runs.stopping.JobInterrupted",
+            "convae.runs.stopping.Interrupted"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("cls", ERRORS, ids=_name)

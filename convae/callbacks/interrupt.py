@@ -3,7 +3,7 @@ batch and leaves a resumable ``checkpoints/last.ckpt``; ``convae-train resume=<r
 continues from it with the same data order, noise and TensorBoard run. A launcher's SIGUSR2
 handler (submitit's: requeue at the time limit, then exit) runs after that save. In a
 joblib sweep's worker the same stop comes from the sweep's main process
-(convae/sweeps/signals.py: ``sweep_stopping``).
+(convae/sweeps/signals.py, convae/runs/stopping.py: ``sweep_stopping``).
 """
 
 from __future__ import annotations
@@ -18,48 +18,8 @@ from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from convae.compat import request_sigterm_stop
-from convae.errors import ConvaeError
-
-
-class JobInterrupted(ConvaeError):
-    """A sweep job stopped this way, raised as an error rather than exit 143: the launcher
-    records it as the job's result and goes on with the other jobs. With an exit, submitit
-    had no result to return, and on a cluster without accounting (no sacct) the sweep
-    command waited for one forever."""
-
-
-class JobNotStarted(JobInterrupted):
-    """A sweep job left out because the sweep was stopped before it began
-    (convae/sweeps/signals.py): nothing of it was written. ``args[0]``: its folder name."""
-
-    @property
-    def job(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-    def __str__(self) -> str:
-        return f"{self.job}: not started, the sweep was stopped"
-
-
-# A parallel sweep told to stop (SIGTERM or Ctrl-C to its main process): set up in the
-# sweep's processes by convae/sweeps/signals.py. Outside a sweep both stay None.
-_sweep_stopping: Callable[[], bool] | None = None
-_stop_sweep: Callable[[int], None] | None = None
-
-
-def watch_sweep_stop(
-    stopping: Callable[[], bool] | None, stop_sweep: Callable[[int], None] | None = None
-) -> None:
-    """``stopping()``: whether the sweep this process runs jobs for was told to stop (a
-    running job then stops like on SIGTERM, see ``GracefulInterrupt``); ``stop_sweep``: what
-    a stop signal caught during training also does, in the sweep's main process (it runs
-    the jobs itself when joblib falls back to one process). None, None: no sweep."""
-    global _sweep_stopping, _stop_sweep
-    _sweep_stopping, _stop_sweep = stopping, stop_sweep
-
-
-def sweep_stopping() -> bool:
-    """Whether this process's sweep was told to stop; False outside a sweep."""
-    return _sweep_stopping is not None and _sweep_stopping()
+from convae.runs import stopping
+from convae.runs.stopping import sweep_stopping
 
 
 class GracefulInterrupt(pl.Callback):
@@ -86,8 +46,7 @@ class GracefulInterrupt(pl.Callback):
             if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             self._stop_requested = True
-            if _stop_sweep is not None:  # the sweep's main process: the other jobs stop too
-                _stop_sweep(signum)
+            stopping.stop_sweep(signum)  # in the sweep's main process: the other jobs stop too
 
         # A sweep stopped before this job began training: it stops after its first batch.
         self._stop_requested = sweep_stopping()

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from convae.data.sources import ImageArrays
 
 
-
 @dataclass(frozen=True)
 class SourceRequest:
     """The data settings a loader may use (config.validate has checked them)."""
@@ -120,5 +119,3 @@ def _discover() -> None:
     _discovered = True  # first: a plugin that reads the registry while imported must not loop
     importlib.import_module("convae.data.catalog")  # the built-in sources
     load_configured_plugins()
-
-

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from pytorch_lightning.utilities import rank_zero_only
 
 from convae.config.convert import flatten, to_container
 from convae.config.schema import PLUMBING_KEYS
+from convae.hardware import process_rank
 from convae.runs.checkpoint import CheckpointError, read_checkpoint
 from convae.runs.lock import FolderRefused, RunLock, acquire, refuse_links
 from convae.runs.results import RESULTS, read_results
@@ -68,7 +68,7 @@ def claim_run_folder(run_dir: Path) -> RunLock | None:
     another process holds it. Only global rank 0 locks (and then prepares the folder): DDP
     re-launches ranks > 0 into the same folder, with RANK/LOCAL_RANK set. A folder with a
     symbolic link inside is refused first: nothing is written through one."""
-    if rank_zero_only.rank != 0:
+    if process_rank() != 0:
         return None
     refuse_links(run_dir)
     lock = acquire(run_dir)

@@ -20,10 +20,10 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-from pytorch_lightning.utilities import rank_zero_only
 
 from convae.config.errors import ConfigError
 from convae.config.schema import SWEEP_EXISTING
+from convae.hardware import process_rank
 from convae.runs.lock import LOCK_NAME, FolderRefused, RunLock, acquire, refuse_links
 from convae.sweeps.summary import remember_sweep_folder
 
@@ -40,7 +40,7 @@ class SweepFolder(Callback):
         return {"_lock": None}  # parallel launchers pickle callbacks: the lock stays here
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if rank_zero_only.rank != 0:  # a DDP rank re-launched with the sweep's command line
+        if process_rank() != 0:  # a DDP rank re-launched with the sweep's command line
             return
         folder = Path(str(config.hydra.sweep.dir))
         try:

@@ -54,11 +54,11 @@ from hydra.core.utils import (
 from hydra.experimental.callback import Callback
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.utilities import rank_zero_only
 
-from convae.callbacks import interrupt
-from convae.callbacks.interrupt import JobNotStarted
 from convae.config.errors import MAX_LINE_CHARS, cap_line
+from convae.hardware import process_rank
+from convae.runs import stopping
+from convae.runs.stopping import JobNotStarted
 from convae.sweeps.summary import remember_not_started, unfinished_jobs
 
 log = logging.getLogger("convae")
@@ -82,7 +82,7 @@ class SweepSignals(Callback):
         return {"_plugin_launch": None}  # parallel launchers pickle callbacks
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if rank_zero_only.rank != 0 or OmegaConf.select(config, "hydra.launcher._target_") != (
+        if process_rank() != 0 or OmegaConf.select(config, "hydra.launcher._target_") != (
             JOBLIB_LAUNCHER
         ):
             return
@@ -140,7 +140,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     ]
     previous = {signum: signal.signal(signum, _on_signal) for signum in STOP_SIGNALS}
     # joblib runs the jobs in this process when it has one worker: they stop the same way
-    interrupt.watch_sweep_stop(lambda: _stopped_by is not None, _stop_sweep)
+    stopping.watch_sweep_stop(lambda: _stopped_by is not None, _stop_sweep)
     try:
         # Workers are born with SIGTERM and SIGINT blocked and unblock them once their own
         # handler is set (a Ctrl-C while they import torch would kill them): a first call
@@ -158,7 +158,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             raise
         runs = []  # e.g. a worker that the signal killed while it was starting
     finally:
-        interrupt.watch_sweep_stop(None, None)
+        stopping.watch_sweep_stop(None, None)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if _stopped_by is not None:
@@ -223,7 +223,7 @@ def _worker_started(stop: Any, main_pid: int) -> None:
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked since its birth
-    interrupt.watch_sweep_stop(lambda: _posted(stop) or orphaned())
+    stopping.watch_sweep_stop(lambda: _posted(stop) or orphaned())
 
 
 def _posted(stop: Any) -> bool:
@@ -253,7 +253,7 @@ def run_unless_stopped(
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
         sweep_config.hydra.job.num = idx
     HydraConfig.instance().set_config(sweep_config)
-    if interrupt.sweep_stopping():
+    if stopping.sweep_stopping():
         job = str(OmegaConf.select(sweep_config, "hydra.sweep.subdir"))
         return JobReturn(
             overrides=list(overrides), status=JobStatus.FAILED, _return_value=JobNotStarted(job)
