@@ -45,10 +45,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from pytorch_lightning.utilities import rank_zero_only
 
 from convae.config.errors import cap_line, one_line
 from convae.config.validate import validate
-from convae.hardware import process_rank
 
 log = logging.getLogger("convae")
 
@@ -68,7 +68,7 @@ class SweepPreflight(Callback):
     """Refuses a sweep with a bad job before anything is written (module docstring)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if process_rank() != 0:  # a DDP rank re-launched with the sweep's command line
+        if rank_zero_only.rank != 0:  # a DDP rank re-launched with the sweep's command line
             return
         line = check_sweep(config)
         if line is not None:
@@ -89,14 +89,15 @@ def check_sweep(config: DictConfig) -> str | None:
         log.debug("Sweep not checked up front: %s", OmegaConf.select(config, "hydra.sweeper"))
         return None
     composer = Composer(config, loader)
-    failed = [(job, why) for job in jobs if (why := composer.error(job.overrides)) is not None]
+    refused = [job for job in jobs if composer.error(job.overrides) is not None]
     log.debug("Checked %d sweep jobs in %.3f s", len(jobs), time.perf_counter() - started)
-    if not failed:
-        return None
-    job, why = failed[0]
     what = "jobs" if jobs[0].label.startswith("job ") else "configs"
-    more = f" [{len(failed)} of {len(jobs)} {what} refused]" if len(failed) > 1 else ""
-    return cap_line(f"{job.label}: {why}") + more
+    more = f" [{len(refused)} of {len(jobs)} {what} refused]" if len(refused) > 1 else ""
+    for job in refused:  # the line the job itself would meet
+        why = composer.error(job.overrides, in_full=True)
+        if why is not None:
+            return cap_line(f"{job.label}: {why}") + more
+    return None
 
 
 class Composer:
@@ -108,8 +109,8 @@ class Composer:
     so the defaults tree is composed once per distinct set of group overrides
     (``model=...``, ``upsample=...``, ``hydra...``) and each job's value overrides
     (``model.upsample=...``, ``seed=...``) are applied to a copy, by the function Hydra
-    applies them with after composing. A job refused that way is composed again in full,
-    so the error line is the one the job itself would meet."""
+    applies them with after composing. The job refused first is composed again in full, so
+    the error line is the one the job itself would meet."""
 
     def __init__(self, config: DictConfig, loader: Any) -> None:
         self.config, self.loader = config, loader
@@ -118,16 +119,13 @@ class Composer:
         self._is_group: dict[str, bool] = {}
         self._trees: dict[tuple[str, ...], DictConfig] = {}
 
-    def error(self, overrides: Sequence[str]) -> str | None:
-        """Why the job is refused (one line), or None: composed, then validated as
-        convae-train validates it."""
+    def error(self, overrides: Sequence[str], in_full: bool = False) -> str | None:
+        """Why the job is refused (one line), or None: composed (``in_full``: by Hydra
+        alone, as the launcher will), then validated as convae-train validates it."""
         try:
-            validate(self.compose(overrides))
-        except Exception:
-            try:
-                validate(self.compose_in_full(overrides))
-            except Exception as err:
-                return one_line(err)
+            validate(self.compose_in_full(overrides) if in_full else self.compose(overrides))
+        except Exception as err:
+            return one_line(err)
         return None
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
