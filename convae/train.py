@@ -56,9 +56,22 @@ def train(cfg: DictConfig, run_dir: Path, composition: Composition | None = None
     cfg, ckpt, precision = checked_config(cfg, run_dir)
     if composition is not None and process_rank() == 0:
         composition.save(run_dir)  # accepted: Hydra's record of this command (.hydra/)
+    lightning_logs_apart()
     from convae.training.run import train as run_training  # torch and Lightning, from here
 
     return run_training(cfg, run_dir, ckpt, precision)
+
+
+def lightning_logs_apart() -> None:
+    """Lightning's loggers print to stderr on their own, not through Hydra's handlers (the
+    console format, train.log): what Lightning sets up when it is imported before logging
+    is configured, as it was before convae-train imported it only for an accepted config."""
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.setLevel(logging.INFO)
+            logger.addHandler(logging.StreamHandler())
+            logger.propagate = False
 
 
 def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | list[float] | None:

@@ -216,7 +216,7 @@ def test_an_interrupt_in_the_test_stage_says_how_to_resume(tmp_path, compose, to
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from convae.tracking.loggers import build_loggers
-    from convae.train import record_interrupt
+    from convae.training.run import record_interrupt
     from convae.training.build import build_datamodule, build_module, build_trainer
 
     torch_threads(1)

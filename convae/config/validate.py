@@ -6,6 +6,7 @@ configs. Each failure is one ConfigError line naming the key, the value and what
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from collections.abc import Mapping
@@ -47,7 +48,16 @@ def check_known_keys(cfg: DictConfig, schema: type = TrainConfig) -> None:
     """Keys added with ``+key=value`` that the schema does not have are refused: Hydra lets
     ``+`` add anything, and an unused key (a typo) would otherwise pass without a word."""
     composed = OmegaConf.to_container(cfg, resolve=False)  # no interpolation is resolved
-    _known_keys(composed, OmegaConf.structured(schema), "")  # type: ignore[arg-type]
+    _known_keys(composed, _schema_tree(schema), "")  # type: ignore[arg-type]
+
+
+@functools.cache
+def _schema_tree(schema: type) -> DictConfig:
+    """The schema as a config tree, built once: a sweep's up-front check validates every
+    job's config (convae/sweeps/preflight.py), and building it is most of a check's cost."""
+    tree = OmegaConf.structured(schema)
+    OmegaConf.set_readonly(tree, True)
+    return tree
 
 
 def _known_keys(node: Mapping[str, Any], schema: DictConfig, prefix: str) -> None:
@@ -145,7 +155,6 @@ def validate(cfg: DictConfig, *, trained_precision: str | None = None) -> Precis
     )
     check(d.num_workers >= 0, "data.num_workers", d.num_workers, "expected an int >= 0")
     check(math.isfinite(o.lr) and o.lr > 0, "optim.lr", o.lr, "expected a finite float > 0")
-    _check_optim(o)
     check(cfg.loss in LOSSES, "loss", cfg.loss, f"expected one of {', '.join(LOSSES)}")
     _check_threads(cfg.threads)
     check(
@@ -200,7 +209,6 @@ def validate(cfg: DictConfig, *, trained_precision: str | None = None) -> Precis
     check(c.early_stopping_patience is None or c.early_stopping_patience > 0,
           "callbacks.early_stopping_patience", c.early_stopping_patience,
           "expected a positive int or null")  # fmt: skip
-    _check_scheduler(cfg.scheduler)
     check(cfg.logger.tensorboard or cfg.logger.csv, "logger", "tensorboard=false, csv=false",
           "expected logger=tensorboard, csv or tensorboard_csv")  # fmt: skip
     check(not cfg.logger.mlflow or importlib.util.find_spec("mlflow") is not None,
@@ -208,7 +216,10 @@ def validate(cfg: DictConfig, *, trained_precision: str | None = None) -> Precis
           "or choose logger=tensorboard_csv")  # fmt: skip
     check_monitor(cfg)
     precision = _resolve_precision(t.precision, t.accelerator, trained_precision)
-    _check_memory(cfg)  # last: its formula needs valid depths, kernel and batch size
+    _check_memory(cfg)  # its formula needs valid depths, kernel and batch size
+    # Last: checking the classes imports torch, and every other answer comes without it.
+    _check_optim(o)
+    _check_scheduler(cfg.scheduler)
     return precision
 
 
