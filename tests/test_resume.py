@@ -216,8 +216,8 @@ def test_an_interrupt_in_the_test_stage_says_how_to_resume(tmp_path, compose, to
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from convae.tracking.loggers import build_loggers
-    from convae.training.run import record_interrupt
     from convae.training.build import build_datamodule, build_module, build_trainer
+    from convae.training.run import record_interrupt
 
     torch_threads(1)
     cfg = compose("data.source=bundled", "trainer.max_steps=2", "data.eval_batch_size=100",

@@ -45,10 +45,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from pytorch_lightning.utilities import rank_zero_only
 
 from convae.config.errors import cap_line, one_line
 from convae.config.validate import validate
+from convae.hardware import process_rank
 
 log = logging.getLogger("convae")
 
@@ -68,7 +68,7 @@ class SweepPreflight(Callback):
     """Refuses a sweep with a bad job before anything is written (module docstring)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if rank_zero_only.rank != 0:  # a DDP rank re-launched with the sweep's command line
+        if process_rank() != 0:  # a DDP rank re-launched with the sweep's command line
             return
         line = check_sweep(config)
         if line is not None:
