@@ -36,6 +36,7 @@ from convae.runs.resume import (
 )
 from convae.runs.stopping import Interrupted, JobInterrupted
 from convae.sweeps.summary import unfinished_jobs
+from convae.tracking.console import lightning_logs_apart
 
 log = logging.getLogger("convae")
 git_commit()  # now, while the checkout holds the code this process imported
@@ -60,18 +61,6 @@ def train(cfg: DictConfig, run_dir: Path, composition: Composition | None = None
     from convae.training.run import train as run_training  # torch and Lightning, from here
 
     return run_training(cfg, run_dir, ckpt, precision)
-
-
-def lightning_logs_apart() -> None:
-    """Lightning's loggers print to stderr on their own, not through Hydra's handlers (the
-    console format, train.log): what Lightning sets up when it is imported before logging
-    is configured, as it was before convae-train imported it only for an accepted config."""
-    for name in ("pytorch_lightning", "lightning_fabric"):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.setLevel(logging.INFO)
-            logger.addHandler(logging.StreamHandler())
-            logger.propagate = False
 
 
 def objective(cfg: DictConfig, metrics: dict[str, float]) -> float | list[float] | None:

@@ -40,6 +40,9 @@ ENTRY_POINTS = {  # pyproject.toml's [project.scripts]
     "convae-bench": "convae.bench.cli:main",
     "convae-board": "convae.board:main",
 }
+# What the entry points import only once a command is accepted (torch, Lightning, pandas,
+# matplotlib): imported here too, or every child would pay for them again.
+DEFERRED = ["convae.training.run", "convae.training.evaluation", "convae.report.build"]
 
 
 class Forked:
@@ -143,12 +146,13 @@ def _child(request: dict[str, Any], answers: int) -> None:
 
 
 def serve() -> None:
-    """The parent: import every entry point once, then fork one child per request."""
+    """The parent: import every entry point (and what they defer) once, then fork one child
+    per request."""
     answers = os.dup(1)
     os.dup2(2, 1)  # a stray print must not end up among the answers
     sys.path[0] = str(BIN)  # as for a console script: its folder first, not tests/
-    for target in ENTRY_POINTS.values():
-        importlib.import_module(target.split(":")[0])
+    for module in [target.split(":")[0] for target in ENTRY_POINTS.values()] + DEFERRED:
+        importlib.import_module(module)
     os.write(answers, b'{"ready": true}\n')
     for line in sys.stdin:
         request = json.loads(line)

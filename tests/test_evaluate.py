@@ -8,7 +8,7 @@ import pytest
 from helpers import results, run_script
 from PIL import Image
 
-from convae.evaluate import LABEL_PX, PAD, ZOOM
+from convae.training.evaluation import LABEL_PX, PAD, ZOOM
 
 pytestmark = pytest.mark.slow
 

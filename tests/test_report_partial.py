@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from helpers import read_only, run_script
 
-from convae.report import cli
+from convae.report import build
 from convae.report.sweeps import ReportError
 
 COMMON = [
@@ -236,10 +236,10 @@ def test_a_write_that_fails_midway_leaves_the_previous_report_and_no_temporary_f
         written.append(path)
         path.write_bytes(data if isinstance(data, bytes) else data.encode())
 
-    monkeypatch.setattr(cli, "write_atomic", write_atomic)
+    monkeypatch.setattr(build, "write_atomic", write_atomic)
     new = {"report.md": "new md\n", "report.csv": "new,csv\n", "report.png": b"new png"}
     with pytest.raises(ReportError, match="No space left on device; nothing was written"):
-        cli.write_all(tmp_path, new)
+        build.write_all(tmp_path, new)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {
         n: d if isinstance(d, bytes) else d.encode() for n, d in old.items()
     }

@@ -35,6 +35,7 @@ import torch
 from omegaconf import DictConfig
 
 from convae.bench.roofline import flops_per_image, roof_gflops, roofline
+from convae.bench.startup import startup_report, startup_times
 from convae.bench.text import report
 from convae.bench.timing import (
     PROCESS_START,
@@ -121,8 +122,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed rounds of every path (>= 5)")
     p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per repeat")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before each repeat")
+    p.add_argument("--startup", action="store_true",
+                   help="time the commands' answers before training (--help, a refused "
+                   "override) against import pytorch_lightning, and stop")  # fmt: skip
     p.add_argument("overrides", nargs="*", help="convae-train overrides, e.g. experiment=...")
     args = p.parse_args(argv)
+    if args.startup:
+        times = startup_times(args.repeats)
+        print(startup_report(times))
+        if args.json:
+            write_json_atomic(args.json, {"startup_seconds": times, **machine()})
+        return
     if min(args.repeats, args.steps, args.warmup) < 1:
         p.error("--repeats, --steps and --warmup must be positive")
     if args.repeats < 5:

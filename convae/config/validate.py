@@ -113,10 +113,15 @@ def _check_memory(cfg: DictConfig) -> None:
     check(False, "model.depths", list(m.depths), f"the model {need}; expected smaller depths")
 
 
-def validate(cfg: DictConfig, *, trained_precision: str | None = None) -> Precision:
+def validate(
+    cfg: DictConfig, *, trained_precision: str | None = None, classes: bool = True
+) -> Precision:
     """Value checks that types alone cannot express; run before any compute is spent.
     Returns the precision to train with, resolved here once for this hardware (a resumed
-    ``auto`` run goes on at ``trained_precision``, what its checkpoint records)."""
+    ``auto`` run goes on at ``trained_precision``, what its checkpoint records).
+    ``classes=False`` leaves out the one check that imports torch (that ``optim`` and
+    ``scheduler`` name real torch.optim classes): a sweep's up-front check runs it only
+    once every job has passed the others."""
     check_known_keys(cfg)
     m, d, o = cfg.model, cfg.data, cfg.optim
     depths = list(m.depths)
@@ -218,8 +223,9 @@ def validate(cfg: DictConfig, *, trained_precision: str | None = None) -> Precis
     precision = _resolve_precision(t.precision, t.accelerator, trained_precision)
     _check_memory(cfg)  # its formula needs valid depths, kernel and batch size
     # Last: checking the classes imports torch, and every other answer comes without it.
-    _check_optim(o)
-    _check_scheduler(cfg.scheduler)
+    if classes:
+        _check_optim(o)
+        _check_scheduler(cfg.scheduler)
     return precision
 
 

@@ -21,6 +21,10 @@ SPECTRAL = ("cb2_incoh", "cb4_incoh", "cb2_ratio", "hf_tail_db")
 VALIDATION = "val"
 SPLITS = (VALIDATION, "test", "test_clean")
 
+# The learning curves convae-report draws unless told (its --curves): the loss, and the
+# primary artifact score.
+DEFAULT_CURVES = ("val/loss", "val/grid")
+
 # By the metric's last name part. hf_tail_db is the output's high-frequency energy against
 # the target's, in dB: 0 is right, below is blur, above is added detail or artifacts.
 BETTER: dict[str, Better] = {

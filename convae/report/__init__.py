@@ -19,7 +19,8 @@ curves, mean ± std over seeds, from metrics.csv or the event files). All are wr
 under temporary names, then renamed.
 
 The package: ``sweeps`` reads the folders, ``tables`` groups and formats, ``figures`` draws,
-``curves`` reads and draws the learning curves, ``cli`` ties them into the command
-(``convae.report.cli:main``, also ``python -m convae.report``). Import from those modules;
+``curves`` reads and draws the learning curves, ``build`` ties them into the report, and
+``cli`` is the command line (``convae.report.cli:main``, also ``python -m convae.report``),
+which imports the rest only once its arguments are read. Import from those modules;
 this one re-exports nothing.
 """

@@ -29,7 +29,6 @@ from convae.report.figures import fit_texts, new_figure, png
 from convae.report.panels import COLUMN_IN, FONT, PAGE_IN
 from convae.report.sweeps import BadFile, one_line
 
-DEFAULT_CURVES = ("val/loss", "val/grid")
 CSV_NAME = "metrics.csv"  # Lightning's CSVLogger, in the run folder
 CURVE_COLUMNS = ["configuration", "tag", "step", "mean", "std", "n"]
 Scalars = dict[str, dict[int, float]]

@@ -18,6 +18,8 @@ from convae.errors import ConvaeError
 from convae.runs.checkpoint import in_run
 
 RESULTS = "results.json"
+# convae-eval's record in a run folder: eval/eval.json and its picture
+EVAL_DIR, EVAL_JSON, EVAL_PNG = "eval", "eval.json", "eval.png"
 
 _HINTS = {
     errno.ENOSPC: "free space on its filesystem",

@@ -89,7 +89,10 @@ def check_sweep(config: DictConfig) -> str | None:
         log.debug("Sweep not checked up front: %s", OmegaConf.select(config, "hydra.sweeper"))
         return None
     composer = Composer(config, loader)
-    refused = [job for job in jobs if composer.error(job.overrides) is not None]
+    # Without the class check first: a refused sweep is answered before torch is imported.
+    refused = [job for job in jobs if composer.error(job.overrides, classes=False) is not None]
+    if not refused:
+        refused = [job for job in jobs if composer.error(job.overrides) is not None]
     log.debug("Checked %d sweep jobs in %.3f s", len(jobs), time.perf_counter() - started)
     what = "jobs" if jobs[0].label.startswith("job ") else "configs"
     more = f" [{len(refused)} of {len(jobs)} {what} refused]" if len(refused) > 1 else ""
@@ -119,11 +122,15 @@ class Composer:
         self._is_group: dict[str, bool] = {}
         self._trees: dict[tuple[str, ...], DictConfig] = {}
 
-    def error(self, overrides: Sequence[str], in_full: bool = False) -> str | None:
+    def error(
+        self, overrides: Sequence[str], in_full: bool = False, classes: bool = True
+    ) -> str | None:
         """Why the job is refused (one line), or None: composed (``in_full``: by Hydra
-        alone, as the launcher will), then validated as convae-train validates it."""
+        alone, as the launcher will), then validated as convae-train validates it
+        (``classes``: as ``validate`` takes it)."""
         try:
-            validate(self.compose_in_full(overrides) if in_full else self.compose(overrides))
+            cfg = self.compose_in_full(overrides) if in_full else self.compose(overrides)
+            validate(cfg, classes=classes)
         except Exception as err:
             return one_line(err)
         return None
