@@ -13,8 +13,12 @@ from torchmetrics.functional.image import (
 
 from convae.config.errors import ConfigError
 from convae.config.precision import resolve_precision
+from convae.config.validate import validate
 from convae.data.datamodule import ImageDataModule
 from convae.hardware import cpu_bf16_flags
+from convae.models.upsample import TransposedConv
+from convae.tracking.loggers import build_loggers
+from convae.training.build import build_datamodule, build_module, build_trainer
 from convae.training.module import AutoencoderModule
 
 CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {}\nmodel name\t: x\n"
@@ -55,6 +59,49 @@ def test_a_precision_the_hardware_cannot_run_is_a_one_line_error(
     message = str(err.value)
     assert message.startswith(f"trainer.precision={given!r}") and says in message
     assert "\n" not in message
+
+
+TRANSPOSED = {"upsample": "transposed", "transposed_kernel_size": 3}
+
+
+@pytest.mark.parametrize(
+    ("requested", "model", "flags", "kept"),
+    [("auto", TRANSPOSED, ["avx512_bf16"], True),  # bf16 deconv kernels slower: kept float32
+     ("auto", TRANSPOSED, ["amx_bf16", "avx512_bf16"], False),
+     ("auto", {**TRANSPOSED, "transposed_kernel_size": 4}, ["avx512_bf16"], False),  # even k
+     ("auto", {"upsample": "nearest"}, ["avx512_bf16"], False),
+     ("bf16-mixed", TRANSPOSED, ["avx512_bf16"], False)],  # asked for: all bf16
+)  # fmt: skip
+def test_auto_keeps_odd_kernel_transposed_convolutions_float32_without_amx(
+    requested, model, flags, kept
+):
+    chosen = resolve_precision(requested, "cpu", model=model, cpu_flags=flags)
+    assert chosen.value == "bf16-mixed" and chosen.float32_transposed == kept
+    assert ("stay float32" in chosen.reason) == kept
+
+
+def test_a_float32_transposed_convolution_computes_in_float32_inside_bf16_autocast():
+    layer = TransposedConv(4, 3, 3, stride=2)
+    x = torch.rand(2, 4, 5, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+        layer.float32 = True
+        kept = layer(x.bfloat16())
+    assert kept.dtype == torch.float32 and torch.equal(kept, layer(x.bfloat16().float()))
+    assert list(layer.state_dict()) == ["weight", "bias"]  # checkpoints load either way
+
+
+def test_a_run_keeps_the_layers_its_precision_names_in_float32(tmp_path, compose, monkeypatch):
+    monkeypatch.setattr("convae.config.precision.cpu_bf16_flags", lambda: ["avx512_bf16"])
+    cfg = compose("upsample=transposed", "trainer.max_steps=2", "test=false",
+                  "callbacks.artifact_images_every=0", "logger=csv")  # fmt: skip
+    precision = validate(cfg)
+    assert precision.float32_transposed
+    module = build_module(cfg)
+    trainer = build_trainer(cfg, tmp_path, build_loggers(cfg.logger, tmp_path), precision)
+    trainer.fit(module, datamodule=build_datamodule(cfg))
+    layers = [m for m in module.modules() if isinstance(m, TransposedConv)]
+    assert layers and all(m.float32 for m in layers)
 
 
 def test_bf16_validation_metrics_are_the_float32_metrics_of_the_bf16_outputs(tmp_path):

@@ -48,7 +48,8 @@ from convae.bench.timing import (
 )
 from convae.config.compose import compose_train
 from convae.config.convert import to_container
-from convae.config.precision import resolve_precision, uses_gpu
+from convae.config.precision import uses_gpu
+from convae.config.validate import validate
 from convae.data.noise import to_unit
 from convae.hardware import available_cores, cpu_bf16_flags, default_threads
 from convae.runs.results import write_json_atomic
@@ -70,7 +71,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
 def bench(cfg: DictConfig, repeats: int, steps: int, warmup: int = 3) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads or default_threads())
     host = machine()  # the load average before this process adds its own
-    default = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    default = validate(cfg)  # the precision convae-train would resolve for this config
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup()

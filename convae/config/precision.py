@@ -8,7 +8,9 @@ ask about a GPU, so a refused value is answered without it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from convae.config.errors import ConfigError
 from convae.hardware import cpu_bf16_flags
@@ -23,6 +25,23 @@ CHOICES = (AUTO, "32-true", "bf16-mixed", "16-mixed")
 class Precision:
     value: str  # what Lightning gets: 32-true, bf16-mixed or 16-mixed
     reason: str  # one line for the log
+    # Transposed convolutions whose kernel is not a multiple of their stride kept in
+    # float32 inside bf16 autocast (see float32_transposed).
+    float32_transposed: bool = False
+
+
+def float32_transposed(model: Mapping[str, Any] | None, cpu_flags: Sequence[str]) -> bool:
+    """Whether auto keeps the model's transposed convolutions in float32 under bf16.
+
+    On CPUs with AVX512-BF16 but no AMX, oneDNN's bf16 kernels for a stride-2 transposed
+    convolution whose kernel is not a multiple of the stride (k = 3, 5: uneven overlap) take
+    2-4x the float32 time, forward and backward, at every layer size convae builds; with an
+    even kernel they run at about float32's speed. A decoder of k = 3 stages then trained
+    slower at bf16-mixed than at 32-true, so auto keeps those layers in float32 and the
+    rest of the model in bf16 (measured in docs/speed.md)."""
+    if model is None or "amx_bf16" in cpu_flags or model.get("upsample") != "transposed":
+        return False
+    return int(model.get("transposed_kernel_size", 3)) % 2 == 1
 
 
 def uses_gpu(accelerator: str) -> bool:
@@ -37,11 +56,12 @@ def uses_gpu(accelerator: str) -> bool:
 
 
 def resolve_precision(
-    requested: str, accelerator: str, *, cpu_flags: list[str] | None = None,
-    gpu_bf16: bool | None = None,
+    requested: str, accelerator: str, *, model: Mapping[str, Any] | None = None,
+    cpu_flags: list[str] | None = None, gpu_bf16: bool | None = None,
 ) -> Precision:  # fmt: skip
     """The precision to train with, and why; a value this hardware cannot run is a one-line
-    ConfigError. ``cpu_flags`` and ``gpu_bf16`` default to what this process runs on."""
+    ConfigError. ``model``: the config's model section, for auto's per-layer choice on the
+    CPU. ``cpu_flags`` and ``gpu_bf16`` default to what this process runs on."""
     value = ALIASES.get(str(requested), str(requested))
     if value not in CHOICES:
         raise ConfigError(
@@ -70,6 +90,11 @@ def resolve_precision(
         )
     flags = cpu_bf16_flags() if cpu_flags is None else cpu_flags
     if value == AUTO:
+        if flags and float32_transposed(model, flags):
+            why = (f"auto: this CPU has native bf16 ({', '.join(flags)}); the transposed "
+                   "convolutions (odd kernel) stay float32, their bf16 kernels are slower "
+                   "here without AMX")  # fmt: skip
+            return Precision("bf16-mixed", why, float32_transposed=True)
         if flags:
             return Precision("bf16-mixed", f"auto: this CPU has native bf16 ({', '.join(flags)})")
         return Precision("32-true", "auto: this CPU has no native bf16 (no AMX or AVX512-BF16)")

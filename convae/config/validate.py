@@ -220,7 +220,7 @@ def validate(
           "logger.mlflow", True, "MLflow is not installed: pip install 'convae[mlflow]', "
           "or choose logger=tensorboard_csv")  # fmt: skip
     check_monitor(cfg)
-    precision = _resolve_precision(t.precision, t.accelerator, trained_precision)
+    precision = _resolve_precision(t.precision, t.accelerator, trained_precision, m)
     _check_memory(cfg)  # its formula needs valid depths, kernel and batch size
     # Last: checking the classes imports torch, and every other answer comes without it.
     if classes:
@@ -229,11 +229,15 @@ def validate(
     return precision
 
 
-def _resolve_precision(requested: str, accelerator: str, trained: str | None) -> Precision:
-    if requested == AUTO and trained:  # auto may mean another precision on this hardware
+def _resolve_precision(
+    requested: str, accelerator: str, trained: str | None, model: DictConfig
+) -> Precision:
+    auto = requested == AUTO
+    resolved = resolve_precision(requested, accelerator, model=plain(model))
+    if auto and trained and resolved.value != trained:  # auto chose otherwise on this host
         resolved = resolve_precision(trained, accelerator)
         return Precision(resolved.value, "auto, as this run was trained (its checkpoint)")
-    return resolve_precision(requested, accelerator)
+    return resolved
 
 
 def monitorable_tags(cfg: DictConfig) -> list[str]:

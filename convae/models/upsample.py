@@ -27,7 +27,16 @@ from convae.models.decoders import (
     register,
 )
 
-__all__ = ["CropTo", "PixelShuffleStage", "Resize", "icnr_", "register", "same_conv"]
+__all__ = [
+    "CropTo",
+    "PixelShuffleStage",
+    "Resize",
+    "TransposedConv",
+    "icnr_",
+    "keep_transposed_float32",
+    "register",
+    "same_conv",
+]
 
 
 def same_conv(in_ch: int, out_ch: int, kernel_size: int) -> nn.Conv2d:
@@ -83,6 +92,28 @@ register("nearest")(_resize_conv("nearest"))
 register("bilinear")(_resize_conv("bilinear"))
 
 
+class TransposedConv(nn.ConvTranspose2d):
+    """A ConvTranspose2d that can keep float32 inside bf16 autocast (``float32``, set by
+    :func:`keep_transposed_float32`): the same parameters and state dict either way."""
+
+    float32 = False
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        device = x.device.type
+        if not (self.float32 and torch.is_autocast_enabled(device)):
+            return super().forward(x, output_size)
+        with torch.autocast(device, enabled=False):
+            return super().forward(x.float(), output_size)
+
+
+def keep_transposed_float32(net: nn.Module, on: bool) -> None:
+    """Keeps (or stops keeping) every transposed convolution of ``net`` in float32 under
+    autocast: convae/config/precision.py's ``float32_transposed`` says when."""
+    for module in net.modules():
+        if isinstance(module, TransposedConv):
+            module.float32 = on
+
+
 @register("transposed", options=TransposedOptions)
 def transposed(
     *, in_ch: int, out_ch: int, target: int, kernel_size: int, options: TransposedOptions
@@ -95,7 +126,7 @@ def transposed(
     """
     k = options.transposed_kernel_size
     return nn.Sequential(
-        nn.ConvTranspose2d(in_ch, out_ch, k, stride=2),
+        TransposedConv(in_ch, out_ch, k, stride=2),
         CropTo(target, offset=(k - 1) // 2),
         nn.ReLU(inplace=True),
     )

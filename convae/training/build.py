@@ -19,6 +19,7 @@ from pytorch_lightning.loggers import Logger
 from convae.callbacks.checkerboard import CheckerboardScores
 from convae.callbacks.checkpointing import RelocatableModelCheckpoint
 from convae.callbacks.exact_resume import ExactResume
+from convae.callbacks.float32_layers import Float32Layers
 from convae.callbacks.interrupt import GracefulInterrupt
 from convae.callbacks.latent import LatentSpace
 from convae.callbacks.logging_step import LoggingStepIsGlobalStep
@@ -101,7 +102,9 @@ def build_trainer(
     """``precision``: resolved already (train.py does it before loading data), else here."""
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     if precision is None:
-        precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+        precision = resolve_precision(
+            cfg.trainer.precision, cfg.trainer.accelerator, model=to_container(cfg.model)
+        )
         log.info("precision %s: %s", precision.value, precision.reason)
     kwargs["precision"] = precision.value
     # The summary's size column assumes 32-bit weights under bf16-mixed, which is right:
@@ -111,7 +114,7 @@ def build_trainer(
         **kwargs,
         default_root_dir=run_dir,
         logger=list(loggers),
-        callbacks=build_callbacks(cfg, run_dir),
+        callbacks=[*build_callbacks(cfg, run_dir), Float32Layers(precision.float32_transposed)],
         # Saves beside the target, fsynced and renamed; a failed save stops the run.
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,  # the step-0 validation in train.py covers it

@@ -21,6 +21,7 @@ from convae.data.datamodule import ImageDataModule
 from convae.data.noise import TEST, add_noise, seeded_generator, to_unit
 from convae.hardware import default_threads
 from convae.metrics.checkerboard import checkerboard_scores
+from convae.models.upsample import keep_transposed_float32
 from convae.runs.checkpoint import run_relative
 from convae.runs.finished_run import FinishedRun
 from convae.runs.results import EVAL_DIR, EVAL_JSON, EVAL_PNG, write_atomic, write_json_atomic
@@ -106,6 +107,7 @@ def evaluate_run(cfg: DictConfig, ckpt: Path, run_dir: Path, started: float) -> 
     run = FinishedRun.read(run_dir)
     targets, source = load_test_split(config, run)
     bf16 = run.results.get("precision") == "bf16-mixed"
+    keep_transposed_float32(module, bool(run.results.get("float32_transposed")))  # as trained
     check(cfg.eval.digits <= len(targets), "eval.digits", cfg.eval.digits, "more than the split")
     levels, rows = [], []
     for std in cfg.eval.noise_stds:

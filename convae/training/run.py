@@ -110,6 +110,9 @@ def train(
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "accelerator": type(trainer.accelerator).__name__,
         "precision": precision.value,  # what trainer.precision (auto by default) resolved to
+        "precision_reason": precision.reason,
+        # transposed convolutions kept in float32 under bf16 autocast (config/precision.py)
+        "float32_transposed": precision.float32_transposed,
         # paths inside the run folder are relative to it: a copied run names its own files
         "resumed_from": run_relative(ckpt, run_dir),
         "best_checkpoint": run_relative(checkpoint.best_model_path if checkpoint else "", run_dir),
