@@ -1,5 +1,5 @@
 """Every use of a framework internal lives here, behind a named function that says what it
-relies on; tests/test_compat.py checks each assumption against the installed versions, so an
+relies on; tests/unit/test_compat.py checks each assumption against the installed versions, so an
 upgrade fails a named test instead of a run.
 
 Covered: Lightning's loop counters, signal connector and CSV writer, TensorBoard's

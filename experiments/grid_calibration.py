@@ -1,13 +1,13 @@
 """Calibration table of the grid scores (convae/metrics/grid.py): what 1e-3 means.
 
-Known lattice patterns (tests/test_grid_calibration.py: constant checker, per-phase gain as
-pixel shuffle makes, transposed-conv overlap; periods 2, 4, 8) go into artifact-free
-reconstructions of real images (blurred, sigma 0.6): 500 MNIST digits and 1,440 grey 32 x 32
-patches of scikit-image's photographs, the tests' own sets. Printed, and written as markdown:
-amplitude -> score per kind and period, the artifact-free baselines (with a bootstrap sd and
-on the real validation splits), blur / contrast / sharpening, the old target-based scores
-(clean image as target) on the same images, definitions compared on the tests' checks, and
-the cost per 1,000 images.
+Known lattice patterns (tests/unit/metrics/test_grid_calibration.py: constant checker,
+per-phase gain as pixel shuffle makes, transposed-conv overlap; periods 2, 4, 8) go into
+artifact-free reconstructions of real images (blurred, sigma 0.6): 500 MNIST digits and
+1,440 grey 32 x 32 patches of scikit-image's photographs, the tests' own sets. Printed, and
+written as markdown: amplitude -> score per kind and period, the artifact-free baselines
+(with a bootstrap sd and on the real validation splits), blur / contrast / sharpening, the
+old target-based scores (clean image as target) on the same images, definitions compared on
+the tests' checks, and the cost per 1,000 images.
     python experiments/grid_calibration.py experiments/grid_calibration.md
 """
 

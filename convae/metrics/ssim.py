@@ -4,7 +4,7 @@ torchmetrics filters 5 x B maps with one 11 x 11 single-channel convolution, whi
 most of a validation pass on the CPU. The window is separable and the images are small, so
 filtering along each axis is a product with an (N, N) banded matrix that also folds in
 torchmetrics' reflection padding: many times faster (convae-bench's validation figure), the
-same numbers to float rounding (tests/test_ssim.py checks against torchmetrics).
+same numbers to float rounding (tests/unit/metrics/test_ssim.py checks against torchmetrics).
 States, DDP reduction and ``compute`` stay torchmetrics' own.
 """
 

@@ -6,7 +6,7 @@ learned part a plain conv after the resize; learned upsamplers fold it into the 
 layer, so every mode has one learned layer per stage and comparable parameter counts.
 
 A new decoder is one builder decorated with ``@register("name")`` plus one YAML file in
-``conf/upsample/`` (docs/extending.md); ``tests/test_models.py`` runs over the whole
+``conf/upsample/`` (docs/extending.md); ``tests/unit/models/test_models.py`` runs over the whole
 registry. The registry, the decoders' own settings and the built-in names are in
 convae/models/decoders.py, which imports no torch; this module is imported at the first
 build.

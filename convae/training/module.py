@@ -288,7 +288,7 @@ class AutoencoderModule(pl.LightningModule):
         """The run's optimizer steps: trainer.max_steps when set, else max_epochs x the
         batches of an epoch. Not ``trainer.estimated_stepping_batches``: it builds the
         train loader before a resume restores the loader's position, and the resumed run
-        then diverged from the uninterrupted one (tests/test_resume.py)."""
+        then diverged from the uninterrupted one (tests/e2e/test_resume.py)."""
         trainer = self.trainer
         if trainer.max_steps > 0:
             return trainer.max_steps

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import results, run_script, train
+from helpers import ROOT, results, run_script, train
 
 from convae.runs import results as run_results
 from convae.runs.checkpoint import DAMAGED, FOREIGN, REFUSED, CheckpointError, read_checkpoint
@@ -20,7 +20,7 @@ from convae.runs.resume import usable_last
 from convae.training.module import AutoencoderModule, load_module
 
 QUICK = ("callbacks.artifact_images_every=0",)
-CONVAE = Path(__file__).resolve().parents[1] / "convae"
+CONVAE = ROOT / "convae"
 
 
 class Payload:

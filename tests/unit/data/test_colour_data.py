@@ -1,7 +1,7 @@
 """Beyond MNIST, end to end: photo patches, image folders and CIFAR-10 through the real
 console scripts, and the config checks that size the model to the data before loading it.
 
-The loaders' own errors are in tests/test_image_sources.py."""
+The loaders' own errors are in tests/unit/data/test_image_sources.py."""
 
 from __future__ import annotations
 

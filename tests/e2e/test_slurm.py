@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import BIN, events, results, run_script, scalars
+from helpers import BIN, ROOT, events, results, run_script, scalars
 from omegaconf import OmegaConf
 
 from convae.runs.checkpoint import global_step, read_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local.sh"
+SCRIPT = ROOT / "scripts" / "slurm-local.sh"
 # What every job here asks of the one-node cluster: one CPU each (cpus_per_task also sets
 # the job's torch threads), no GPU (the preset asks for one: a CPU-only cluster refuses it).
 LAUNCHER = ["hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_task=null",

@@ -83,5 +83,5 @@ def test_transposed_kernel_size_sets_the_overlap():
 
 def test_the_model_config_maps_onto_the_constructor():
     """ConvAutoencoder is the builder: every ModelConfig key is one of its keywords. Bad
-    values are refused by config.validate, not here (tests/test_configs.py)."""
+    values are refused by config.validate, not here (tests/unit/config/test_configs.py)."""
     assert count_parameters(ConvAutoencoder(**asdict(ModelConfig()))) == 4385

@@ -7,7 +7,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "convae"
+from helpers import ROOT
+
+PACKAGE = ROOT / "convae"
 # Bottom to top: a module may import from its own package or from one listed before it.
 # The base modules (errors, compat, hardware) sit under every package; the entry points on
 # top, where nothing imports them.

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import events, results, run_script, scalars, train
+from helpers import ROOT, events, results, run_script, scalars, train
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from convae.config.precision import resolve_precision
@@ -99,7 +99,7 @@ def test_help_lists_the_config_groups(tmp_path):
 
 
 def test_config_is_found_after_a_regular_non_editable_install(tmp_path):
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
