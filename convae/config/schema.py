@@ -5,29 +5,37 @@ checks the values before any data is loaded or model built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from convae.models.decoders import decoder_fields
+
 SWEEP_EXISTING = ("refuse", "continue", "overwrite")
 
 
-@dataclass
-class ModelConfig:
+# The model section: the encoder and decoder keys every model has, and after them the
+# settings of each registered decoder, taken from its own options dataclass
+# (convae/models/decoders.py: transposed_kernel_size, icnr, and a plugin's), so a decoder
+# with settings of its own brings its schema with it.
+_MODEL_KEYS: list[tuple[str, Any, Any]] = [
     # The tutorial's 16-8-8 encoder: a 4x4x8 code, 16% of the 784 pixels.
-    depths: list[int] = field(default_factory=lambda: [16, 8, 8])
-    kernel_size: int = 3  # odd, for 'same' padding
-    upsample: str = "nearest"  # the tutorial's choice (Odena et al.); see convae/models/upsample.py
-    transposed_kernel_size: int = 3  # 3: uneven overlap (checkerboard-prone); 4: even overlap
-    icnr: bool = False  # pixel_shuffle only: start as conv + nearest resize
+    ("depths", list[int], field(default_factory=lambda: [16, 8, 8])),
+    ("kernel_size", int, field(default=3)),  # odd, for 'same' padding
+    # the tutorial's choice (Odena et al.); see convae/models/upsample.py
+    ("upsample", str, field(default="nearest")),
+    *decoder_fields(),
     # torch: PyTorch's layer defaults; tutorial: Glorot-uniform kernels, zero biases (the
     # tutorial's TensorFlow defaults; convae/models/init.py). torch by default: measured at
     # 2,000 steps (experiments/init), tutorial lowers the 16-8-8 autoencoder's test BCE by
     # 4% but not the 32-32-16 denoiser's (4% higher on clean inputs), so the tutorial's
     # presets use it and everything else keeps PyTorch's (and earlier runs reproducible).
-    init: str = "torch"
+    ("init", str, field(default="torch")),
+]
+ModelConfig = make_dataclass("ModelConfig", _MODEL_KEYS)
+ModelConfig.__module__ = __name__  # where Hydra and pickle look for it
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -134,6 +135,19 @@ def decoder_settings() -> dict[str, Any]:
         for options in DECODER_OPTIONS.values()
         for field in dataclasses.fields(options)
     }
+
+
+def decoder_fields() -> list[tuple[str, Any, dataclasses.Field]]:
+    """(key, type, field with its default) of every decoder setting, in registration order:
+    the model schema's decoder keys (convae/config/schema.py's ModelConfig)."""
+    load_configured_plugins()
+    found: dict[str, tuple[str, Any, dataclasses.Field]] = {}
+    for options in DECODER_OPTIONS.values():
+        types = typing.get_type_hints(options)
+        for f in dataclasses.fields(options):
+            default = dataclasses.field(default=_default(f))
+            found.setdefault(f.name, (f.name, types[f.name], default))
+    return list(found.values())
 
 
 def decoder_setting_problems(settings: Mapping[str, Any]) -> list[tuple[str, Any, str]]:

@@ -10,11 +10,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from helpers import BIN
+from helpers import BIN, ROOT
 from torch import nn
 
 from convae.config.errors import ConfigError
@@ -32,7 +31,6 @@ from convae.models.upsample import same_conv
 from convae.plugins import PLUGINS_VARIABLE, load_plugins
 from convae.training.build import build_datamodule, build_module
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "experiments" / "extending"
 FILES = [EXAMPLE / "stripes.py", EXAMPLE / "blur_decoder.py"]
 YAMLS = [
@@ -147,6 +145,38 @@ def test_a_decoder_gets_its_own_settings_and_no_one_elses():
     assert "test_wide" not in UPSAMPLERS and "test_wide" not in DECODER_OPTIONS
     with pytest.raises(TypeError, match="test_stage_width"):
         ConvAutoencoder(depths=[2], upsample="nearest", test_stage_width=5)
+
+
+PLUGIN_WITH_A_SETTING = """
+import dataclasses
+from torch import nn
+from convae.models.decoders import register
+from convae.models.upsample import same_conv
+
+@dataclasses.dataclass(frozen=True)
+class WideOptions:
+    stage_width: int = 2
+
+@register("wide", options=WideOptions)
+def wide(*, in_ch, out_ch, target, kernel_size, options):
+    print("stage_width", options.stage_width)
+    return nn.Sequential(nn.Upsample(size=target), same_conv(in_ch, out_ch, kernel_size))
+"""
+
+
+def test_a_plugin_decoders_settings_join_the_model_schema(tmp_path):
+    plugin = tmp_path / "wide.py"
+    plugin.write_text(PLUGIN_WITH_A_SETTING)
+    code = ("from convae.config.compose import compose_train\n"
+            "from convae.models import ConvAutoencoder\n"
+            "cfg = compose_train(['model.upsample=wide', 'model.stage_width=5'])\n"
+            "ConvAutoencoder(**cfg.model)\n"
+            "compose_train(['model.stage_width=five'])\n")  # fmt: skip
+    env = {**os.environ, PLUGINS_VARIABLE: str(plugin)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert "stage_width 5" in proc.stdout  # the key composed, typed, and reached the decoder
+    assert proc.returncode != 0 and "model.stage_width" in proc.stderr  # an int, by its schema
 
 
 def test_decoder_settings_are_checked_by_their_decoder_whichever_is_chosen():
