@@ -34,6 +34,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
+from convae.bench.decoders import all_decoders, decoders_table
 from convae.bench.roofline import flops_per_image, roof_gflops, roofline
 from convae.bench.startup import startup_report, startup_times
 from convae.bench.text import report
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--startup", action="store_true",
                    help="time the commands' answers before training (--help, a refused "
                    "override) against import pytorch_lightning, and stop")  # fmt: skip
+    p.add_argument("--all-decoders", action="store_true",
+                   help="bench every decoder at both depths and print one table")  # fmt: skip
     p.add_argument("overrides", nargs="*", help="convae-train overrides, e.g. experiment=...")
     args = p.parse_args(argv)
     if args.startup:
@@ -141,6 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning.*")
+    if args.all_decoders:
+        rows = all_decoders(args.overrides, lambda o: bench(compose_config(o), args.repeats,
+                                                            args.steps, args.warmup))  # fmt: skip
+        print(decoders_table(rows))
+        if args.json:
+            write_json_atomic(args.json, {"decoders": rows, **machine()})
+        return
     res = bench(compose_config(args.overrides), args.repeats, args.steps, args.warmup)
     print(report(res))
     if args.json:

@@ -3,8 +3,8 @@ built-in ones: convae/data/catalog.py): it looks the source up, loads its arrays
 splits them. It says what it serves (``shape``) from the config alone, before loading.
 
 Images stay in memory as uint8 tensors and batches are gathered with one indexing
-operation (no per-sample Python or PIL work): on this CPU per-sample transforms cost
-20-50% of training throughput.
+operation (no per-sample Python or PIL work): per-sample transforms cost a large share of
+training throughput for images this small (docs/speed.md, Data and start-up).
 """
 
 from __future__ import annotations
