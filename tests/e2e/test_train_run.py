@@ -117,6 +117,18 @@ def test_config_is_found_after_a_regular_non_editable_install(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(str(site))
     assert "- 32" in proc.stdout and "noise_std: 0.5" in proc.stdout
+    # Every module of the checkout is in the install (the packages are found, not listed).
+    walk = ("import importlib, pkgutil, convae; names = [m.name for m in pkgutil.walk_packages("
+            "convae.__path__, 'convae.') if not m.name.endswith('__main__')]; "
+            "[importlib.import_module(n) for n in names]; print(*sorted(names))")  # fmt: skip
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", walk], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    here = {".".join(("convae", *p.relative_to(root / "convae").with_suffix("").parts))
+            for p in (root / "convae").rglob("*.py")
+            if p.name not in ("__init__.py", "__main__.py")}  # fmt: skip
+    assert here <= set(proc.stdout.split())
 
 
 def test_checkerboard_scores_and_pictures_are_logged_from_step_0(noisy_runs):

@@ -80,6 +80,7 @@ def test_the_example_composes_builds_and_trains(example, compose):
     assert module.reconstruct(inputs).shape == batch.shape
 
 
+@pytest.mark.slow  # the documented convae-train command, end to end
 def test_the_documented_command_trains(tmp_path):
     env = {**os.environ, PLUGINS_VARIABLE: ",".join(map(str, FILES))}
     proc = subprocess.run(
