@@ -5,6 +5,7 @@ command)."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 from pathlib import Path
@@ -98,6 +99,26 @@ def figure_png(rows: list[tuple[float, torch.Tensor, torch.Tensor]], digits: int
     return buf.getvalue()
 
 
+def merged_levels(
+    previous: Path, checkpoint: str, levels: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """This call's levels, with the earlier calls' other levels of the same checkpoint kept
+    (a level scored again is replaced), by noise level: eval.json grows with each call."""
+    try:
+        old = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return levels  # none yet, or not readable: this call's levels alone
+    if not isinstance(old, dict) or old.get("checkpoint") != checkpoint:
+        return levels  # another checkpoint's numbers do not mix with these
+    new = {level["noise_std"] for level in levels}
+    kept = [
+        lv for lv in old.get("levels", [])
+        if isinstance(lv, dict) and isinstance(lv.get("noise_std"), float | int)
+        and lv["noise_std"] not in new
+    ]  # fmt: skip
+    return sorted([*kept, *levels], key=lambda level: level["noise_std"])
+
+
 def evaluate_run(cfg: DictConfig, ckpt: Path, run_dir: Path, started: float) -> dict[str, Any]:
     """Scores ``ckpt`` (of the run in ``run_dir``, checked by convae-eval) at every noise
     level and writes eval/eval.json and eval.png; ``started``: the command's start."""
@@ -118,15 +139,16 @@ def evaluate_run(cfg: DictConfig, ckpt: Path, run_dir: Path, started: float) -> 
     out = run_dir / EVAL_DIR
     out.mkdir(exist_ok=True)
     write_atomic(out / EVAL_PNG, figure_png(rows, cfg.eval.digits))
+    checkpoint = run_relative(ckpt, run_dir)
     result = {
-        "checkpoint": run_relative(ckpt, run_dir),  # relative: a copied run names its own
+        "checkpoint": checkpoint,  # relative: a copied run names its own
         "data_source": source,
         "train_noise_std": config["data"]["noise_std"],
         "loss_name": module.loss_name,
         "forward_precision": "bf16-mixed" if bf16 else "32-true",
         "test_images": len(targets),
         "artifact_digits": min(config["callbacks"]["artifact_digits"], len(targets)),
-        "levels": levels,
+        "levels": merged_levels(out / EVAL_JSON, checkpoint, levels),
         "wall_time_s": round(time.time() - started, 2),
     }
     write_json_atomic(out / EVAL_JSON, result)

@@ -6,6 +6,7 @@ the gate, so its answers to bad input come before torch and Lightning are import
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -71,6 +72,10 @@ def train(
         trainer.world_size,
         cfg.optim.lr,
     )
+    unreachable = unreachable_max_steps(cfg.trainer, len(dm.train_set), trainer.world_size,
+                                        cfg.data.batch_size)  # fmt: skip
+    if unreachable:
+        log.warning(unreachable)
     overrides = run_overrides(run_dir, resumed=ckpt is not None)
     train_time = None  # read before trainer.test, which loads the best checkpoint's Timer
     try:
@@ -127,6 +132,28 @@ def train(
         log_run_file(loggers, run_dir / RESULTS)
         log.info("Results in %s: %s", run_dir / RESULTS, metrics)
     return results
+
+
+def unreachable_max_steps(
+    t: DictConfig, train_images: int, world_size: int, batch_size: int
+) -> str | None:
+    """One line when ``trainer.max_epochs`` stops training before ``trainer.max_steps``:
+    Lightning stops at whichever limit comes first and says nothing."""
+    if t.max_steps == -1 or t.max_epochs == -1 or t.fast_dev_run or t.overfit_batches:
+        return None
+    per_epoch = math.ceil(train_images / (batch_size * world_size))
+    limit = t.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        per_epoch = min(per_epoch, limit)
+    elif isinstance(limit, float):
+        per_epoch = max(1, int(per_epoch * limit))
+    if t.max_epochs * per_epoch >= t.max_steps:
+        return None
+    return (
+        f"trainer.max_steps={t.max_steps} will not be reached: trainer.max_epochs="
+        f"{t.max_epochs} x {per_epoch} steps per epoch stops training at step "
+        f"{t.max_epochs * per_epoch}; raise trainer.max_epochs or set it to -1"
+    )
 
 
 def run_overrides(run_dir: Path, resumed: bool) -> list[str]:

@@ -83,7 +83,7 @@ def test_figure_is_ten_digits_wide_with_two_rows_per_level(folder_eval):
 
 def test_checkpoint_file_works_and_noise_is_the_same_in_every_call(folder_eval, run_dir, tmp_path):
     """Noise is keyed by its level alone: one level and another batch size give the same
-    numbers as the default call."""
+    numbers as the default call; eval.json keeps the earlier call's other levels."""
     best = run_dir / folder_eval[0]["checkpoint"]
     evaluate(
         tmp_path, f"ckpt={best}", "eval.noise_stds=[0.5]", "eval.digits=4", "eval.batch_size=64"
@@ -91,9 +91,10 @@ def test_checkpoint_file_works_and_noise_is_the_same_in_every_call(folder_eval, 
     out = run_dir / "eval"
     report = json.loads((out / "eval.json").read_text())
     assert report["checkpoint"] == folder_eval[0]["checkpoint"]
-    (level,) = report["levels"]
-    expected = folder_eval[0]["levels"][2]
-    assert level == pytest.approx(expected, rel=1e-5)
+    earlier = folder_eval[0]["levels"]
+    assert [lv["noise_std"] for lv in report["levels"]] == [lv["noise_std"] for lv in earlier]
+    (level,) = [lv for lv in report["levels"] if lv["noise_std"] == 0.5]  # scored again
+    assert level == pytest.approx(earlier[2], rel=1e-5)
     with Image.open(out / "eval.png") as png:
         assert png.size == grid_size(digits=4, rows=2)
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())  # atomic writes cleaned up
