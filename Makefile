@@ -20,7 +20,7 @@ $(BIN)/.torch-installed:
 	$(BIN)/python -m pip install $(TORCH)
 	touch $@
 
-$(BIN)/.convae-installed: $(BIN)/.torch-installed pyproject.toml setup.py
+$(BIN)/.convae-installed: $(BIN)/.torch-installed pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]' $(TORCH)
 	touch $@
 

@@ -14,8 +14,8 @@ PACKAGE = ROOT / "convae"
 # The base modules (errors, compat, hardware) sit under every package; the entry points on
 # top, where nothing imports them.
 LAYERS = [
-    "__init__", "errors", "compat", "hardware", "plugins", "models", "data", "metrics", "config",
-    "runs", "tracking", "callbacks", "training", "sweeps", "report", "bench",
+    "__init__", "conf", "errors", "compat", "hardware", "plugins", "models", "data", "metrics",
+    "config", "runs", "tracking", "callbacks", "training", "sweeps", "report", "bench",
     "train", "evaluate", "board",
 ]  # fmt: skip
 ENTRY_POINTS = {"train", "evaluate", "board"}
