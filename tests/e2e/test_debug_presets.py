@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import convae.conf
 import pytest
 from helpers import events, results, scalars, train
 
+import convae.conf
 from convae.data.datamodule import EpochShuffle, InOrder
 
 PRESETS = sorted(p.stem for p in (Path(convae.conf.__file__).parent / "experiment").glob("*.yaml"))
