@@ -1,16 +1,17 @@
-"""Every use of a framework internal lives here, behind a named function that says what it
-relies on; tests/unit/test_compat.py checks each assumption against the installed versions, so an
+"""Every use of a framework internal lives here (Hydra's, which must not import torch, in
+convae/hydra_compat.py), behind a named function that says what it relies on;
+tests/unit/test_compat.py checks each assumption against the installed versions, so an
 upgrade fails a named test instead of a run.
 
 Covered: Lightning's loop counters, signal connector and CSV writer, TensorBoard's
-SummaryWriter file writer, Hydra's basic sweeper expansion and torchmetrics' SSIM states.
+SummaryWriter file writer and torchmetrics' SSIM states.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -127,20 +128,6 @@ def tb_event_file(file_writer: Any) -> str:
     ``_file_name``), else its log folder."""
     event_writer = getattr(file_writer, "event_writer", None)
     return getattr(event_writer, "_file_name", None) or file_writer.get_logdir()
-
-
-# --- Hydra ----------------------------------------------------------------------------
-
-
-def basic_sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
-    """The jobs Hydra's basic sweeper makes of these overrides (sweep lists expanded, in its
-    order), each as a list of ``key=value`` strings (``BasicSweeper.split_arguments``, a
-    static method of a class under ``hydra._internal``)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
 # --- torchmetrics ---------------------------------------------------------------------

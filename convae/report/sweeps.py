@@ -16,8 +16,8 @@ import pandas as pd
 import yaml
 from hydra.errors import OverrideParseException
 
-from convae.compat import basic_sweep_jobs
 from convae.config.convert import flatten
+from convae.hydra_compat import basic_sweep_jobs
 from convae.runs.results import RESULTS, results_shape_problem
 
 SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)

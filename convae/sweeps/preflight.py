@@ -49,10 +49,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from convae.config.errors import cap_line, one_line
 from convae.config.validate import validate
 from convae.hardware import process_rank
+from convae.hydra_compat import (
+    BASIC_SWEEPER,
+    apply_value_overrides,
+    basic_sweep_jobs,
+    optuna_search_space,
+)
 
 log = logging.getLogger("convae")
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
@@ -136,15 +141,13 @@ class Composer:
         return None
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
         parsed = [self._parse(o) for o in overrides]
         groups = tuple(o.input_line for o in parsed if self._group(o))
         tree = self._trees.get(groups)
         if tree is None:
             tree = self._trees[groups] = self.compose_in_full(groups)
         cfg = copy.deepcopy(tree)
-        ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if not self._group(o)], cfg)
+        apply_value_overrides([o for o in parsed if not self._group(o)], cfg)
         return cfg
 
     def compose_in_full(self, overrides: Sequence[str]) -> DictConfig:
@@ -188,11 +191,9 @@ def sweep_jobs(config: DictConfig, loader: Any) -> list[Job] | None:
 def basic_jobs(arguments: Sequence[str], loader: Any) -> list[Job]:
     """Every job of the basic sweeper, numbered from 1 in launch order; labelled by the
     overrides the sweep varies (``job 2 of 4 (model.upsample=transposed,seed=1)``)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
     parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(arguments))
     swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
-    (batch,) = BasicSweeper.split_arguments(parsed, None)  # one batch: every job
+    batch = basic_sweep_jobs(arguments, loader)  # every job, in launch order
     jobs = []
     for n, overrides in enumerate(batch, start=1):
         varied = ",".join(o for o in overrides if o.split("=", 1)[0] in swept)
@@ -204,9 +205,7 @@ def basic_jobs(arguments: Sequence[str], loader: Any) -> list[Job]:
 def optuna_jobs(arguments: Sequence[str]) -> list[Job]:
     """Optuna's search space, one config per value a trial may take: each choice, and the
     bounds of a range or interval, with the other parameters at their first value."""
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
-    space, fixed = create_params_from_overrides(list(arguments))
+    space, fixed = optuna_search_space(arguments)
     space = {k: d for k, d in space.items() if k not in fixed}  # a fixed value wins
     values = {name: _candidates(dist) for name, dist in space.items()}
     first = {name: vs[0] for name, vs in values.items()}

@@ -17,7 +17,7 @@ from torch.utils.tensorboard.summary import hparams
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image import StructuralSimilarityIndexMeasure
 
-from convae import compat
+from convae import compat, hydra_compat
 
 
 class Tiny(pl.LightningModule):
@@ -157,13 +157,35 @@ def test_wrapped_tb_file_writers_serve_every_write_and_name_their_event_file(tmp
 
 
 def test_basic_sweep_jobs_expands_sweep_lists_like_hydras_basic_sweeper():
-    jobs = compat.basic_sweep_jobs(["seed=0,1", "model.upsample=nearest,transposed", "loss=bce"])
+    jobs = hydra_compat.basic_sweep_jobs(
+        ["seed=0,1", "model.upsample=nearest,transposed", "loss=bce"]
+    )
     assert jobs == [
         ["seed=0", "model.upsample=nearest", "loss=bce"],
         ["seed=0", "model.upsample=transposed", "loss=bce"],
         ["seed=1", "model.upsample=nearest", "loss=bce"],
         ["seed=1", "model.upsample=transposed", "loss=bce"],
     ]
+
+
+def test_value_overrides_are_applied_as_hydra_applies_them_after_composing():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"seed": 0, "model": {"depths": [16, 8, 8]}, "gone": 1})
+    parsed = OverridesParser.create().parse_overrides(["seed=3", "+model.extra=x", "~gone"])
+    hydra_compat.apply_value_overrides(parsed, cfg)
+    assert OmegaConf.to_container(cfg) == {"seed": 3, "model": {"depths": [16, 8, 8],
+                                                                "extra": "x"}}  # fmt: skip
+
+
+def test_the_optuna_search_space_splits_distributions_from_fixed_values():
+    space, fixed = hydra_compat.optuna_search_space(
+        ["model.upsample=choice(nearest,transposed)", "optim.lr=interval(0.0001,0.01)", "seed=1"]
+    )
+    assert list(space["model.upsample"].choices) == ["nearest", "transposed"]
+    assert (space["optim.lr"].low, space["optim.lr"].high) == (0.0001, 0.01)
+    assert fixed == {"seed": "1"}  # as the command line gave it
 
 
 def test_ssim_options_are_the_constructor_arguments():

@@ -11,12 +11,12 @@ from helpers import ROOT
 
 PACKAGE = ROOT / "convae"
 # Bottom to top: a module may import from its own package or from one listed before it.
-# The base modules (errors, compat, hardware) sit under every package; the entry points on
-# top, where nothing imports them.
+# The base modules (errors, compat, hydra_compat, hardware) sit under every package; the
+# entry points on top, where nothing imports them.
 LAYERS = [
-    "__init__", "conf", "errors", "compat", "hardware", "plugins", "models", "data", "metrics",
-    "config", "runs", "tracking", "callbacks", "training", "sweeps", "report", "bench",
-    "train", "evaluate", "board",
+    "__init__", "conf", "errors", "compat", "hydra_compat", "hardware", "plugins", "models",
+    "data", "metrics", "config", "runs", "tracking", "callbacks", "training", "sweeps",
+    "report", "bench", "train", "evaluate", "board",
 ]  # fmt: skip
 ENTRY_POINTS = {"train", "evaluate", "board"}
 
