@@ -35,7 +35,7 @@ AMPS = (0.0, *cal.AMPLITUDES)
 READING = """\
 How to read it. `grid_pP` is the RMS amplitude, in [0, 1] intensity units, of the output's
 part that repeats with period P on the decoder's lattice (new at P: a period-2 grid does not
-count again at 4 and 8); `grid` is their root sum square. Amplitudes below are RMS
+count again at 4 and 8); `grid` is their sum. Amplitudes below are RMS
 deviations: a +-a additive checker, or a per-phase gain of RMS a (then the score is about
 a x RMS(image): 0.4 on these digits, 0.48 on these patches). So `grid_pP` = 1e-3 is a +-0.1%
 checker, or a ~0.25% per-phase gain, at period P.

@@ -27,9 +27,15 @@ So the pattern is measured as a per-phase response to the local image, with no t
    product of two independent estimates, unbiased for the pattern's energy (= the combined
    estimate less the halves' disagreement). Reported as ``sqrt(max(0, .))``.
 
-``grid = sqrt(sum_P grid_pP^2)``: the RMS amplitude of the whole lattice-locked pattern,
-whichever stage made it (the parts are orthogonal). Not the max, which would ignore a second
-stage's grid, nor a mean, which would dilute a one-stage grid by the model's depth.
+``grid = sum_P grid_pP``: the parts are locked to one origin, so their extremes can meet at
+one phase, and what the eye sees is the peak deviation, which the sum bounds; a root sum
+square (the RMS of the whole pattern) lets the largest part drown the rest, and that is
+often the coarsest period, which every decoder of the architecture makes (on 32 x 32
+photos the period-8 cells of the 4 x 4 code). Chosen over the root sum square, the max and
+the periods' geometric mean on one photo sweep and its blind visual ranking, and confirmed
+on a second sweep with other seeds (experiments/photo_decoders/README.md). Not the max,
+which would ignore a second stage's grid, nor a mean, which would dilute a one-stage grid
+by the model's depth.
 
 Blur, contrast and sharpening are shift-invariant, so on content that is not locked to the
 frame they score about 0 (to sampling noise: ~1e-4 at period 4, ~4e-4 at period 8 on 1,500
@@ -168,9 +174,8 @@ def scores_from_statistics(stats: torch.Tensor, debias: bool = True) -> torch.Te
 
 def _scores(squares: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
     per = {p: q.clamp_min(0.0) for p, q in squares.items()}
-    out = {"grid": torch.stack(list(per.values())).sum().sqrt()}
-    out.update({f"grid_p{p}": q.sqrt() for p, q in per.items()})
-    return out
+    parts = {f"grid_p{p}": q.sqrt() for p, q in per.items()}
+    return {"grid": torch.stack(list(parts.values())).sum(), **parts}
 
 
 def grid_scores(
