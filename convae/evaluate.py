@@ -20,6 +20,7 @@ import hydra
 from omegaconf import DictConfig
 
 from convae.config.errors import check, condensing_errors, one_line, run_cli
+from convae.config.path_args import quote_path_values
 from convae.config.schema import register_configs
 from convae.config.validate import validate_eval
 from convae.runs.finished_run import FinishedRun
@@ -69,6 +70,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    sys.argv[1:] = quote_path_values(sys.argv[1:])  # a pasted job folder
     run_cli(hydra_main, "convae-eval")
 
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from convae.config.convert import plain, to_container
 from convae.config.errors import ConfigError, condensing_errors, one_line, run_cli
+from convae.config.path_args import quote_path_values
 from convae.config.precision import Precision
 from convae.config.schema import register_configs
 from convae.config.validate import check_known_keys, objective_tags, validate
@@ -165,6 +166,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
 
 
 def main() -> None:
+    sys.argv[1:] = quote_path_values(sys.argv[1:])  # a pasted job folder
     run_cli(hydra_main, "convae-train", more=unfinished_jobs)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from convae.hardware import available_cores
@@ -14,13 +17,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+\-\[\]@]")
 MAX_NAME = 200  # most file systems allow 255 bytes per name
 
 
-def job_dirname(override_dirname: str, job_num: int) -> str:
-    """A sweep job's folder: its overrides (``model.upsample=transposed,seed=2``) made
-    file-system safe ('/' and other unsafe characters become '_'), or ``job<N>`` if none.
-    A name changed on the way (or cut to MAX_NAME) ends in ``~`` and 6 hex digits of a hash
-    of the overrides: ``data.root=x/y`` and ``data.root=x_y`` get two folders, and a job run
-    again (a requeue, ``sweep_existing=continue``) finds its folder again."""
-    raw = str(override_dirname)
+def safe_name(raw: str, job_num: int) -> str:
+    """``raw`` made file-system safe ('/' and other unsafe characters become '_'), or
+    ``job<N>`` if empty. A name changed on the way (or cut to MAX_NAME) ends in ``~`` and 6
+    hex digits of a hash of ``raw``: ``data.root=x/y`` and ``data.root=x_y`` get two folders,
+    and a job run again (a requeue, ``sweep_existing=continue``) finds its folder again."""
+    raw = str(raw)
     name = _UNSAFE.sub("_", raw)  # '~' is unsafe too: only the suffix has one
     if name != raw or len(name) > MAX_NAME:
         tag = "~" + hashlib.sha256(raw.encode()).hexdigest()[:6]
@@ -28,6 +30,41 @@ def job_dirname(override_dirname: str, job_num: int) -> str:
             name = name[: MAX_NAME - len(tag) - 3] + "..."
         name += tag
     return name or f"job{job_num}"
+
+
+def job_overrides_name(task: Sequence[str], exclude: Sequence[str]) -> str:
+    """``upsample=transposed,seed=2``: the job's overrides but the excluded (the sweep's
+    fixed keys), in the order the sweep gave them (Hydra's own override_dirname sorts them,
+    which put ``model.upsample`` after ``data.*``), each key cut to its last part where no
+    other key of the name ends the same (``noise_std``, not ``data.noise_std``)."""
+    parsed = [o for o in OverridesParser.create().parse_overrides(list(task))
+              if o.key_or_group not in set(exclude)]  # fmt: skip
+    lines = {o.key_or_group: o.input_line for o in parsed}  # first position, last value
+    ends = Counter(key.rsplit(".", 1)[-1] for key in lines)
+    items = []
+    for key, line in lines.items():
+        end = key.rsplit(".", 1)[-1]
+        if end != key and ends[end] == 1 and end not in lines:
+            line = line.replace(key, end, 1)  # keeps a +/~ prefix
+        items.append(line)
+    return ",".join(items)
+
+
+def job_dirname(
+    task: Sequence[str],
+    exclude: Sequence[str],
+    job_num: int,
+    sweep_dir: str = "",
+    sorted_name: str = "",
+) -> str:
+    """A sweep job's folder: :func:`safe_name` of :func:`job_overrides_name`. A sweep made
+    before names followed the sweep's order (``sorted_name``, Hydra's override_dirname) keeps
+    its folders: continued, its jobs find them again."""
+    if sorted_name and sweep_dir:
+        earlier = safe_name(sorted_name, job_num)
+        if (Path(sweep_dir) / earlier).is_dir():
+            return earlier
+    return safe_name(job_overrides_name(task, exclude), job_num)
 
 
 def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:

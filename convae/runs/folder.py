@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,9 @@ def prepare_run_folder(
     status = results.get("status") if isinstance(results, dict) else None
     if status == "completed" and isinstance(results.get("metrics"), dict):
         if not in_sweep:
+            folder = shlex.quote(str(run_dir))
             raise FolderRefused(
-                f"hydra.run.dir={run_dir} holds a completed run: resume={run_dir} continues it "
+                f"hydra.run.dir={folder} holds a completed run: resume={folder} continues it "
                 "(e.g. with a larger trainer.max_steps), or choose another folder"
             )
         _check_same_job(cfg, results, run_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -208,13 +209,14 @@ def record_interrupt(
     last = run_dir / "checkpoints" / "last.ckpt"
     if saved is None and train_time is not None and last.is_file():
         saved = last  # stopped in the test stage: the fit's last checkpoint resumes it
+    resume = f"convae-train resume={shlex.quote(str(run_dir))}"  # pastes as it is
     if trainer.is_global_zero:
         write_json_atomic(
             run_dir / RESULTS,
             {
                 "status": "interrupted",
                 "checkpoint": run_relative(saved, run_dir),
-                "resume": f"convae-train resume={run_dir}" if saved else "run it again",
+                "resume": resume if saved else "run it again",
                 "global_step": trainer.global_step,
                 "train_time_s": train_time_s(trainer) if train_time is None else train_time,
                 "config": to_container(cfg),
@@ -222,5 +224,5 @@ def record_interrupt(
             },
         )
     log.warning("Interrupted at step %d (checkpoint: %s)", trainer.global_step, saved)
-    how = f"resume with convae-train resume={run_dir}" if saved else "no checkpoint saved"
+    how = f"resume with {resume}" if saved else "no checkpoint saved"
     return f"{run_dir} interrupted at step {trainer.global_step}; {how}"

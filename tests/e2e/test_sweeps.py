@@ -20,21 +20,26 @@ def sweep(cwd: Path, *args: str, check: bool = True):
     return proc, sweeps[0], jobs
 
 
-def test_a_2x2_sweep_names_each_job_folder_by_its_overrides(tmp_path):
+def test_a_2x2_sweep_names_each_job_folder_by_its_swept_keys_in_the_order_given(tmp_path):
     # seed=7, then swept: the sweep wins, and seed still names the folders
-    _, sweep_dir, jobs = sweep(tmp_path, "seed=7", "model.upsample=nearest,transposed",
+    _, sweep_dir, jobs = sweep(tmp_path, "model.upsample=nearest,transposed", "seed=7",
                                "seed=0,1", "threads=1")  # fmt: skip
     assert (sweep_dir / "multirun.yaml").is_file()
+    # model.upsample first, as given, and short: no other swept key ends in upsample
     assert [p.name for p in jobs] == [
-        "model.upsample=nearest,seed=0", "model.upsample=nearest,seed=1",
-        "model.upsample=transposed,seed=0", "model.upsample=transposed,seed=1"]  # fmt: skip
-    assert len(jobs) == 4
+        "upsample=nearest,seed=0", "upsample=nearest,seed=1",
+        "upsample=transposed,seed=0", "upsample=transposed,seed=1"]  # fmt: skip
     for job in jobs:
         res = results(job)
         assert res["status"] == "completed"
-        assert job.name.startswith(f"model.upsample={res['config']['model']['upsample']},")
-        assert job.name.endswith(f",seed={res['config']['seed']}")
+        assert (
+            job.name
+            == f"upsample={res['config']['model']['upsample']},seed={res['config']['seed']}"
+        )
         assert list(job.glob("events.out.tfevents.*"))
+    # a job folder pastes unquoted as convae-eval's ckpt= (its name holds '=' and ',')
+    proc = run_script("convae-eval", f"ckpt={jobs[0]}", "eval.noise_stds=[0]", cwd=tmp_path)
+    assert (jobs[0] / "eval" / "eval.json").is_file(), proc.stderr
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])

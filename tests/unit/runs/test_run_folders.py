@@ -18,7 +18,7 @@ import pytest
 from helpers import BIN, THREADS, results, run_script
 
 from convae.config.errors import ConfigError
-from convae.config.resolvers import MAX_NAME, job_dirname
+from convae.config.resolvers import MAX_NAME, job_dirname, job_overrides_name, safe_name
 from convae.report.sweeps import read_sweep
 from convae.runs.folder import prepare_run_folder
 from convae.runs.lock import LOCK_NAME, FolderLocked, FolderRefused, acquire, read_holder
@@ -79,15 +79,36 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_overrides_that_sanitise_to_one_name_get_distinct_deterministic_folders():
-    plain = job_dirname("model.upsample=transposed,seed=2", 0)
-    assert plain == "model.upsample=transposed,seed=2"  # nothing changed: no suffix
-    slash, underscore = job_dirname("data.root=x/y", 0), job_dirname("data.root=x_y", 1)
-    assert underscore == "data.root=x_y"
-    assert slash.startswith("data.root=x_y~") and len(slash) == len("data.root=x_y") + 7
-    assert job_dirname("data.root=x/y", 5) == slash  # a requeued job finds its folder again
-    long_a, long_b = job_dirname("a=" + "x" * 300, 0), job_dirname("a=" + "x" * 299 + "y", 0)
+    plain = safe_name("upsample=transposed,seed=2", 0)
+    assert plain == "upsample=transposed,seed=2"  # nothing changed: no suffix
+    slash, underscore = safe_name("root=x/y", 0), safe_name("root=x_y", 1)
+    assert underscore == "root=x_y"
+    assert slash.startswith("root=x_y~") and len(slash) == len("root=x_y") + 7
+    assert safe_name("root=x/y", 5) == slash  # a requeued job finds its folder again
+    long_a, long_b = safe_name("a=" + "x" * 300, 0), safe_name("a=" + "x" * 299 + "y", 0)
     assert long_a != long_b and max(len(long_a), len(long_b)) <= MAX_NAME
-    assert job_dirname("", 3) == "job3"
+    assert safe_name("", 3) == "job3"
+
+
+def test_job_names_keep_the_sweeps_order_and_cut_keys_only_where_unambiguous():
+    task = ["model.upsample=nearest", "data.noise_std=0.5", "seed=1", "threads=1",
+            "+optim.momentum=0.9", "model=depth_16_8_8"]  # fmt: skip
+    name = job_overrides_name(task, ["threads"])
+    assert name == "upsample=nearest,noise_std=0.5,seed=1,+momentum=0.9,model=depth_16_8_8"
+    # the upsample group and model.upsample both swept: the key stays whole
+    assert job_overrides_name(["upsample=nearest", "model.upsample=x"], []) == (
+        "upsample=nearest,model.upsample=x"
+    )
+    assert job_overrides_name(["a.lr=1", "b.lr=2"], []) == "a.lr=1,b.lr=2"
+
+
+def test_a_sweep_named_before_keeps_its_job_folders(tmp_path):
+    """A sweep made when names were Hydra's sorted override_dirname, continued now."""
+    (tmp_path / "model.upsample=nearest,seed=0").mkdir()
+    task = ["seed=0", "model.upsample=nearest"]
+    earlier = "model.upsample=nearest,seed=0"
+    assert job_dirname(task, [], 0, str(tmp_path), earlier) == earlier
+    assert job_dirname(task, [], 0, str(tmp_path / "new"), earlier) == "seed=0,upsample=nearest"
 
 
 def test_only_keys_every_job_shares_are_left_out_of_job_folder_names():
@@ -193,8 +214,8 @@ def test_a_sweep_into_a_running_sweeps_folder_is_refused_and_the_first_completes
 def test_two_override_values_with_one_folder_name_get_two_folders_in_the_report(two_sweeps):
     folder = two_sweeps["folder"]
     jobs = read_sweep(folder)
-    assert sorted(j.folder.name for j in jobs)[0] == "data.root=x_y"
-    assert sorted(j.folder.name for j in jobs)[1].startswith("data.root=x_y~")
+    assert sorted(j.folder.name for j in jobs)[0] == "root=x_y"
+    assert sorted(j.folder.name for j in jobs)[1].startswith("root=x_y~")
     assert sorted(j.results["config"]["data"]["root"] for j in jobs) == ["x/y", "x_y"]
     assert [j.status for j in jobs] == ["completed", "completed"]  # none "not started"
 
@@ -215,7 +236,7 @@ def test_a_used_sweep_folder_needs_continue_or_overwrite(two_sweeps, tmp_path):
     assert snapshot(folder) == before
 
     # One job crashed: continue skips the completed one, starts the crashed one afresh.
-    done, crashed = folder / "data.root=x_y", next(folder.glob("data.root=x_y~*"))
+    done, crashed = folder / "root=x_y", next(folder.glob("root=x_y~*"))
     old_events = {p.name for p in crashed.glob("events.out.tfevents.*")}
     (crashed / "results.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
     run_script("convae-train", *again, "sweep_existing=continue", cwd=tmp_path)
