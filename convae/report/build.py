@@ -24,6 +24,7 @@ from convae.config.convert import flatten
 from convae.config.schema import PLUMBING_KEYS
 from convae.metrics.catalogue import DEFAULT_CURVES
 from convae.report.curves import curves_figure, curves_frame
+from convae.report.evals import shown_eval_metrics
 from convae.report.figures import RECON_DIGITS, reconstructions_figure
 from convae.report.labels import Dimension, dimensions, short_labels
 from convae.report.panels import figure_axes, metric_panels
@@ -138,6 +139,7 @@ def markdown_report(
     parts += [f"Configurations differ in {grouped}. {rules(MARKDOWN)}", ""]
     table = display_table(summary, keys, metrics, MARKDOWN)
     parts.append(to_markdown(table) if len(summary) else "No completed job.\n")
+    parts += _eval_section(summary, keys)
     problems = _problem_lines(frame)
     if problems:
         parts += ["## Failed or unfinished jobs", "", *problems, ""]
@@ -156,6 +158,24 @@ def markdown_report(
     if recon_notes:
         parts += ["Left out of reconstructions.png:", "", *[f"- {n}" for n in recon_notes], ""]
     return "\n".join(parts)
+
+
+def _eval_section(summary: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """The jobs' convae-eval numbers per input noise level, when they were scored."""
+    present = [c.removeprefix("mean:") for c in summary.columns if c.startswith("mean:")]
+    shown = shown_eval_metrics(present)
+    if not shown:
+        return []
+    table = display_table(summary, keys, shown, MARKDOWN)
+    return [
+        "## Input noise (convae-eval)",
+        "",
+        "The test split with Gaussian noise of each std added to the inputs (targets clean), "
+        "from each job's eval/eval.json (cells as above; every metric of every level is in "
+        "report.csv).",
+        "",
+        to_markdown(table),
+    ]
 
 
 def build_report(
@@ -202,7 +222,8 @@ def build_report(
         table_keys.insert(0, SWEEP)
     for key in table_keys:  # a key absent from some configs is a value of its own
         completed[key] = completed[key].map(lambda v: "–" if _missing(v) else v)
-    summary = summarise(completed, table_keys, metrics)
+    evals = shown_eval_metrics([m for m in all_metrics if completed[m].notna().any()])
+    summary = summarise(completed, table_keys, [*metrics, *(e for e in evals if e not in metrics)])
 
     jobs_by_path = {str(j.folder): j for j in jobs}
     # several sweeps: the sweep is a dimension of its own, drawn after the swept keys

@@ -18,7 +18,8 @@ from hydra.errors import OverrideParseException
 
 from convae.config.convert import flatten
 from convae.hydra_compat import basic_sweep_jobs
-from convae.runs.results import RESULTS, results_shape_problem
+from convae.report.evals import eval_metrics
+from convae.runs.results import EVAL_DIR, EVAL_JSON, RESULTS, results_shape_problem
 
 SOURCE_USED = "data.source_used"  # the source a job really read ("auto" may mean either)
 SWEEP = "sweep"  # the column naming a job's sweep (its folder, when a report has several)
@@ -136,6 +137,11 @@ def read_job(sweep: Path, folder: Path) -> Job:
         names = ", ".join(sorted(str(k) for k, v in raw_metrics.items() if not _is_number(v)))
         reason = f"metrics not numbers, left out: {names}"
         bad_files.append(BadFile(results_path, reason))
+    if status == "completed":
+        evals, problem = eval_metrics(folder)
+        metrics.update(evals)
+        if problem is not None:
+            bad_files.append(BadFile(folder / EVAL_DIR / EVAL_JSON, problem))
     return Job(
         sweep=sweep,
         folder=folder,

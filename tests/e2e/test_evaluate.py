@@ -113,3 +113,30 @@ def test_missing_checkpoint_fails_in_one_line(tmp_path, args, expected):
     (line,) = proc.stderr.splitlines()
     assert line.startswith("convae-eval: error: ") and expected in line, line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_folder_scores_every_completed_job_and_the_report_shows_it(run_dir, tmp_path):
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    good, broken, failed = (sweep / f"upsample=nearest,seed={s}" for s in (0, 1, 2))
+    for job in (good, broken, failed):
+        shutil.copytree(run_dir, job, ignore=shutil.ignore_patterns("eval"))
+    shutil.rmtree(broken / "checkpoints")  # completed, but nothing left to score
+    (failed / "results.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
+
+    proc = evaluate(tmp_path, f"ckpt={sweep}", "eval.noise_stds=[0,0.5]", check=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("convae-eval: error: 1 of 3 jobs failed: upsample=nearest,seed=1")
+    assert "not completed, left out: upsample=nearest,seed=2 (failed)" in proc.stdout
+    levels = json.loads((good / "eval" / "eval.json").read_text())["levels"]
+    assert [lv["noise_std"] for lv in levels] == [0, 0.5]
+    assert not (broken / "eval").exists() and not (failed / "eval").exists()
+
+    run_script("convae-report", str(sweep), "--out", str(tmp_path / "report"), cwd=tmp_path)
+    text = (tmp_path / "report" / "report.md").read_text()
+    section = text.split("## Input noise (convae-eval)")[1].split("##")[0]
+    assert "eval@0/psnr" in section and "eval@0.5/psnr" in section and "eval@0.5/grid" in section
+    header = (tmp_path / "report" / "report.csv").read_text().splitlines()[0].split(",")
+    assert {"eval@0/loss", "eval@0.5/ssim", "eval@0.5/grid_p2"} <= set(header)
