@@ -8,6 +8,8 @@ Two steps, so the ranking is made before anyone knows which panel is which decod
         # <out>/key.json, not to be opened before ranking
     # write <out>/ranking.txt: one code per line, least visible artifact first
     python experiments/photo_decoders/blind_ranking.py score <sweep> <out> > <out>/scores.md
+    # several sweeps, each ranked on its own: score <sweep1> <out1> <sweep2> <out2> ...
+    # prints each, then all runs together (rho over runs then mixes two rankings of 1..n)
 
 ``score`` decodes the ranking and prints, for every test metric, the Spearman rho of the
 metric against the visual rank (over the runs, and over the decoders' mean ranks) and the
@@ -35,8 +37,8 @@ from convae.training.module import load_module
 PATCHES = 12  # spread over the whole test split: both test photographs
 ZOOM = 4
 SHUFFLE_SEED = 20261207
-METRICS = ("test/grid", "test/grid_p2", "test/grid_p4", "test/grid_p8", "test/cb2_incoh",
-           "test/cb4_incoh", "test/cb2_ratio", "test/hf_tail_db", "test/loss",
+METRICS = ("test/grid", "test/grid_rss", "test/grid_p2", "test/grid_p4", "test/grid_p8",
+           "test/cb2_incoh", "test/cb4_incoh", "test/cb2_ratio", "test/hf_tail_db", "test/loss",
            "test/ssim")  # fmt: skip
 
 
@@ -85,9 +87,15 @@ def make_panels(sweep: Path, out: Path) -> None:
     (out / "key.json").write_text(json.dumps(key, indent=2) + "\n")
 
 
-def agreement(sweep: Path, out: Path) -> str:
-    from scipy.stats import f_oneway, spearmanr
+def as_scored_now(metrics: dict[str, float]) -> dict[str, float]:
+    """``test/grid`` as convae defines it now, the sum of the periods' parts, whichever code
+    scored the run (the parts are unchanged; a sweep of the root-sum-square days stored
+    that), and ``test/grid_rss``, the root sum square, for comparison."""
+    parts = [v for k, v in metrics.items() if k.startswith("test/grid_p")]
+    return {**metrics, "test/grid": sum(parts), "test/grid_rss": sum(p * p for p in parts) ** 0.5}
 
+
+def ranked_runs(sweep: Path, out: Path) -> pd.DataFrame:
     key = json.loads((out / "key.json").read_text())
     order = [c.strip() for c in (out / "ranking.txt").read_text().split() if c.strip()]
     assert sorted(order) == sorted(key), "ranking.txt must list every code once"
@@ -95,8 +103,16 @@ def agreement(sweep: Path, out: Path) -> str:
     for rank, code in enumerate(order, start=1):
         results = FinishedRun.read(sweep / key[code]).results
         rows.append({"code": code, "visual_rank": rank, "decoder": decoder(results["config"]),
-                     "seed": results["config"]["seed"], **results["metrics"]})  # fmt: skip
-    frame = pd.DataFrame(rows)
+                     "seed": results["config"]["seed"],
+                     **as_scored_now(results["metrics"])})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def agreement(frame: pd.DataFrame, ranks_listed: bool = True) -> str:
+    """Every score against the visual ranks: Spearman rho over the runs and over the
+    decoders' mean ranks, and the one-way ANOVA F over the decoders."""
+    from scipy.stats import f_oneway, spearmanr
+
     by_decoder = frame.groupby("decoder").mean(numeric_only=True)
     lines = [
         f"| score | Spearman rho, runs (n = {len(frame)}) | rho, decoders "
@@ -114,6 +130,8 @@ def agreement(sweep: Path, out: Path) -> str:
         anova = f_oneway(*(g.to_numpy() for _, g in frame.groupby("decoder")[metric]))
         lines.append(f"| `{metric}` | {rho_runs:.2f} | {rho_dec:.2f} | "
                      f"{anova.statistic:.1f} ({anova.pvalue:.2g}) |")  # fmt: skip
+    if not ranks_listed:
+        return "\n".join(lines)
     lines += ["", "Visual ranking (least visible artifact first), decoded:", "",
               "| rank | code | decoder | seed |", "|---|---|---|---|"]  # fmt: skip
     for row in frame.sort_values("visual_rank").itertuples():
@@ -124,14 +142,19 @@ def agreement(sweep: Path, out: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("panels", "score"))
-    parser.add_argument("sweep", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("folders", type=Path, nargs="+", help="sweep out [sweep out ...]")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    pairs = list(zip(args.folders[::2], args.folders[1::2], strict=True))
     if args.step == "panels":
-        make_panels(args.sweep, args.out)
-    else:
-        print(agreement(args.sweep, args.out))
+        for sweep, out in pairs:
+            make_panels(sweep, out)
+        return
+    frames = [ranked_runs(sweep, out) for sweep, out in pairs]
+    for (sweep, _), frame in zip(pairs, frames, strict=True):
+        print(f"## {sweep.name}\n\n{agreement(frame)}\n")
+    if len(frames) > 1:  # each sweep ranked on its own: ranks 1..n in each
+        print(f"## All {len(frames)} sweeps together\n\n{agreement(pd.concat(frames), False)}")
 
 
 if __name__ == "__main__":
