@@ -36,7 +36,7 @@ from convae.runs.resume import (
 )
 from convae.runs.stopping import Interrupted, JobInterrupted
 from convae.sweeps.summary import unfinished_jobs
-from convae.tracking.console import lightning_logs_apart
+from convae.tracking.console import lightning_logs_apart, quiet_libraries
 
 log = logging.getLogger("convae")
 git_commit()  # now, while the checkout holds the code this process imported
@@ -127,6 +127,7 @@ def _remove_if_empty(run_dir: Path) -> None:
 
 
 register_configs()
+quiet_libraries()  # before Hydra composes, here and in a sweep's worker processes
 
 
 @hydra.main(version_base="1.3", config_path="pkg://convae.conf", config_name="train")
