@@ -35,7 +35,7 @@ from convae.runs.resume import (
     trained_precision,
 )
 from convae.runs.stopping import Interrupted, JobInterrupted
-from convae.sweeps.summary import unfinished_jobs
+from convae.sweeps.console import closing_lines
 from convae.tracking.console import lightning_logs_apart, quiet_libraries
 
 log = logging.getLogger("convae")
@@ -166,7 +166,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
 
 
 def main() -> None:
-    run_cli(hydra_main, "convae-train", more=unfinished_jobs)
+    run_cli(hydra_main, "convae-train", more=closing_lines)
 
 
 if __name__ == "__main__":
