@@ -103,10 +103,14 @@ def quiet_sweep_job() -> None:
     """The console of a sweep job shows warnings and errors only; train.log (Hydra's file
     handler) still gets everything. Called once Hydra has set up the job's logging."""
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(
-            handler, logging.FileHandler
-        ):
+        if _to_console(handler):
             handler.setLevel(logging.WARNING)
+
+
+def _to_console(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and not isinstance(
+        handler, logging.FileHandler
+    )
 
 
 def lightning_logs_apart() -> None:
@@ -130,10 +134,7 @@ def lightning_logs_to_run_log() -> None:
     handlers: the job's train.log, and the console from WARNING up."""
     for name in LIGHTNING_LOGGERS:
         logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            if isinstance(handler, logging.StreamHandler) and not isinstance(
-                handler, logging.FileHandler
-            ):
-                logger.removeHandler(handler)
+        for handler in [h for h in logger.handlers if _to_console(h)]:
+            logger.removeHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = True
