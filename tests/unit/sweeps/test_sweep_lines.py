@@ -59,3 +59,26 @@ def test_the_table_has_a_row_per_job_with_aligned_columns_and_a_count(tmp_path):
         "upsample=bilinear    not started  -          -          -          -",
     ]
     assert summary_table([]) == []
+
+
+def test_a_failed_sweep_prints_its_table_once_before_its_error_line(tmp_path, monkeypatch, capsys):
+    from convae.sweeps import console, summary
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    job(sweep_dir, "seed=0", {"status": "completed", "metrics": METRICS, "wall_time_s": 5})
+    job(sweep_dir, "seed=1", {"status": "failed", "error": "boom"})
+    monkeypatch.setattr(summary, "_sweep_folders", [sweep_dir])
+    monkeypatch.setattr(summary, "_not_started", ["seed=2"])
+    monkeypatch.setattr(console, "_tabled", set())
+    # run_cli adds what closing_lines returns to the error line, printed after the table
+    assert console.closing_lines() == (
+        " [2 of 3 jobs did not complete: seed=1 (failed), seed=2 (not started)]"
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "3 jobs: 1 completed, 2 did not"
+    assert [row.split()[:2] for row in out[2:5]] == [
+        ["seed=0", "completed"], ["seed=1", "failed"], ["seed=2", "not"]]  # fmt: skip
+    assert out[-1] == f"Sweep folder: {sweep_dir}"
+    console.closing_lines()
+    assert capsys.readouterr().out == ""  # once per sweep
