@@ -36,8 +36,8 @@ from convae.runs.resume import (
     trained_precision,
 )
 from convae.runs.stopping import Interrupted, JobInterrupted
-from convae.sweeps.summary import unfinished_jobs
-from convae.tracking.console import lightning_logs_apart
+from convae.sweeps.console import closing_lines
+from convae.tracking.console import lightning_logs_apart, quiet_libraries
 
 log = logging.getLogger("convae")
 git_commit()  # now, while the checkout holds the code this process imported
@@ -128,6 +128,7 @@ def _remove_if_empty(run_dir: Path) -> None:
 
 
 register_configs()
+quiet_libraries()  # before Hydra composes, here and in a sweep's worker processes
 
 
 @hydra.main(version_base="1.3", config_path="pkg://convae.conf", config_name="train")
@@ -167,7 +168,7 @@ def hydra_main(cfg: DictConfig) -> float | list[float] | None:
 
 def main() -> None:
     sys.argv[1:] = quote_path_values(sys.argv[1:])  # a pasted job folder
-    run_cli(hydra_main, "convae-train", more=unfinished_jobs)
+    run_cli(hydra_main, "convae-train", more=closing_lines)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,9 @@ from convae.config.errors import MAX_LINE_CHARS, cap_line
 from convae.hardware import process_rank
 from convae.runs import stopping
 from convae.runs.stopping import JobNotStarted
+from convae.sweeps.console import print_sweep_table
 from convae.sweeps.summary import remember_not_started, unfinished_jobs
+from convae.tracking.console import verbose
 
 log = logging.getLogger("convae")
 
@@ -120,8 +122,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         len(job_overrides),
     )
     log.info("Launching jobs, sweep output dir : %s", sweep_dir)
+    each = logging.INFO if verbose() else logging.DEBUG  # quiet: each job's line at its end
     for idx, overrides in enumerate(job_overrides):
-        log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        log.log(each, "\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
 
     if _stop is None:
         _stop = get_context("loky").Semaphore(0)
@@ -203,6 +206,7 @@ def _exit_stopped(sweep_dir: Path, runs: Sequence[JobReturn]) -> None:
         f"the sweep was stopped by {name}; continue it with the same command and "
         f"hydra.sweep.dir={sweep_dir} sweep_existing=continue"
     )
+    print_sweep_table(sweep_dir)
     line = cap_line(line + unfinished_jobs(at_least=1), 2 * MAX_LINE_CHARS)
     print(f"convae-train: error: {line}", file=sys.stderr)
     raise SystemExit(128 + _stopped_by)

@@ -25,6 +25,16 @@ def remember_not_started(jobs: list[str]) -> None:
     _not_started.extend(jobs)
 
 
+def sweep_folders() -> list[Path]:
+    """The sweep folders this process claimed, in order."""
+    return list(_sweep_folders)
+
+
+def not_started() -> list[str]:
+    """The jobs a stopped sweep left out (no folder)."""
+    return list(_not_started)
+
+
 def job_state(job: Path) -> str | None:
     """What a job folder's results.json says, or None for a completed job."""
     results = read_results(job)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Timer
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelSummary, Timer
 from pytorch_lightning.loggers import Logger
 
 from convae.callbacks.checkerboard import CheckerboardScores
@@ -29,6 +29,7 @@ from convae.config.precision import Precision, resolve_precision
 from convae.config.validate import data_shape
 from convae.data.datamodule import ImageDataModule
 from convae.runs.checkpoint_io import AtomicCheckpointIO
+from convae.tracking.console import quiet_sweep
 from convae.training.module import AutoencoderModule
 
 log = logging.getLogger("convae")
@@ -107,6 +108,11 @@ def build_trainer(
         )
         log.info("precision %s: %s", precision.value, precision.reason)
     kwargs["precision"] = precision.value
+    quiet: list[pl.Callback] = []
+    if quiet_sweep():  # a sweep's console has one line per job: no bars, the summary in train.log
+        kwargs["enable_progress_bar"] = False
+        if kwargs.get("enable_model_summary", True):
+            quiet.append(ModelSummary())  # logged; the rich one Lightning picks is printed
     # The summary's size column assumes 32-bit weights under bf16-mixed, which is right:
     # mixed precision keeps the weights in float32. Its warning says nothing to act on.
     warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
@@ -114,7 +120,11 @@ def build_trainer(
         **kwargs,
         default_root_dir=run_dir,
         logger=list(loggers),
-        callbacks=[*build_callbacks(cfg, run_dir), Float32Layers(precision.float32_transposed)],
+        callbacks=[
+            *build_callbacks(cfg, run_dir),
+            Float32Layers(precision.float32_transposed),
+            *quiet,
+        ],
         # Saves beside the target, fsynced and renamed; a failed save stops the run.
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,  # the step-0 validation in train.py covers it

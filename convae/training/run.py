@@ -36,6 +36,7 @@ from convae.runs.results import (
     write_json_atomic,
 )
 from convae.runs.stopping import Interrupted
+from convae.tracking.console import quiet_sweep
 from convae.tracking.hparams import run_hparams
 from convae.tracking.loggers import build_loggers, log_run_file, log_run_params
 from convae.training.build import build_datamodule, build_module, build_trainer
@@ -179,7 +180,9 @@ def final_metrics(
         best = "best" if ckpt is not None and ckpt.best_model_path else None
         if best:  # e.g. a resumed run's earlier best: our one-line error, not Lightning's
             read_checkpoint(ckpt.best_model_path)
-        trainer.test(module, datamodule=dm, ckpt_path=best, weights_only=True)
+        # A sweep job's test results are in train.log's "Results in" line, not a console box.
+        trainer.test(module, datamodule=dm, ckpt_path=best, weights_only=True,
+                     verbose=not quiet_sweep())  # fmt: skip
         metrics.update(to_floats(trainer.callback_metrics))
     metrics.pop("train/loss", None)  # the last batch's loss says little; the curve is in TB
     for callback in trainer.callbacks:

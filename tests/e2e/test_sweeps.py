@@ -1,6 +1,7 @@
 """Multirun sweeps with the real launchers, and DDP on two CPU processes."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,11 +45,22 @@ def test_a_2x2_sweep_names_each_job_folder_by_its_swept_keys_in_the_order_given(
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launchers_run_jobs_with_one_thread_each(tmp_path, launcher):
-    _, _, jobs = sweep(tmp_path, f"hydra/launcher={launcher}", "seed=0,1")
+    proc, sweep_dir, jobs = sweep(tmp_path, f"hydra/launcher={launcher}", "seed=0,1")
     assert len(jobs) == 2
     for job in jobs:
         assert results(job)["status"] == "completed"
         assert "torch threads 1" in (job / "train.log").read_text()
+    # a quiet console (tests/e2e/test_sweep_console.py): no Hydra deprecation warning about
+    # convae's launcher presets, in the main process or the workers; the closing table
+    said = proc.stdout + proc.stderr
+    assert "ConfigStore schema" not in said and "Composed config" not in said, said
+    assert len(said.splitlines()) <= 50, said
+    assert proc.stdout.splitlines()[-1] == f"Sweep folder: {sweep_dir.relative_to(tmp_path)}"
+    if launcher == "joblib":  # a submitit job's own line is in its log under .submitit/
+        done = [
+            ln for ln in said.splitlines() if re.match(r"\[[12]/2\] \S+  completed  test/loss ", ln)
+        ]
+        assert len(done) == 2, said
 
 
 def test_failing_combinations_do_not_stop_the_others_and_the_last_line_names_each(tmp_path):
