@@ -54,6 +54,7 @@ from convae.report.tables import (
     to_markdown,
     varying_keys,
 )
+from convae.report.tensorboard import write_report_images
 from convae.runs.results import write_atomic
 
 
@@ -246,6 +247,8 @@ def build_report(
         "curves.png": curves_figure(curves, curve_tags, curve_groups(summary, dims)),
     }
     report.paths = write_all(out, outputs)
+    # the figures again, as images of a "report" run in each sweep folder: convae-board shows them
+    report.paths += write_report_images(sweeps, outputs)
     return report.paths
 
 

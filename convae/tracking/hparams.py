@@ -1,12 +1,13 @@
 """The HPARAMS-tab entry of a run: its flattened config, without the plumbing.
 
-Written once at the start, as a session-start record only. With no experiment record in any
-run, TensorBoard builds the table from all the runs it sees and puts the keys whose values
-differ between them first: a sweep's table opens on ``model.upsample``, ``seed`` and the
-other swept keys. (An experiment record, which Lightning and ``add_hparams`` write, is taken
-from one run chosen arbitrarily, knows nothing of the others, and sorts every key by name:
-``callbacks.*`` first.) The metric columns are every scalar the runs log, each showing its
-last value, so the table fills in as a run logs and survives a crash.
+Written once at the start, as a session-start record only: the table's columns come from
+an experiment record, and a run's own (Lightning's and ``add_hparams`` write one) knows
+nothing of the other runs and sorts every key by name, ``callbacks.*`` first. A sweep's
+record is written into the sweep folder as the sweep starts (convae/sweeps/tensorboard.py),
+its column names the keys ``run_hparams`` gives each job, so TensorBoard joins them; a
+single run has none, and TensorBoard builds its table from the run, with every scalar the
+run logs as a metric column. Each cell shows the metric's last value, so the table fills
+in as a run logs and survives a crash.
 """
 
 from __future__ import annotations

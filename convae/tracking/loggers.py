@@ -23,6 +23,7 @@ from convae.compat import (
 )
 from convae.runs.results import writing
 from convae.tracking.hparams import write_hparams
+from convae.tracking.layout import layout_summary
 
 # The run folder remembers its MLflow run: a resumed run logs on into the same one.
 MLFLOW_RUN_ID = "mlflow_run_id"
@@ -174,10 +175,13 @@ def _store_lock(tracking_uri: str) -> Iterator[None]:
 
 def log_run_params(loggers: Sequence[Logger], params: Mapping[str, Any]) -> None:
     """The run's flattened config (tb_hparams.run_hparams) as TensorBoard's HPARAMS entry
-    and as MLflow parameters."""
+    and as MLflow parameters; TensorBoard also gets the custom-scalars layout
+    (convae/tracking/layout.py), once, as the run starts."""
     for lg in loggers:
         if isinstance(lg, TensorBoardLogger):
             write_hparams(lg.experiment, params)
+            tb_file_writer(lg.experiment).add_summary(layout_summary())
+            lg.experiment.flush()
         elif isinstance(lg, MLFlowLogger):
             lg.log_hyperparams(dict(params))
 

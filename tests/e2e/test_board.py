@@ -118,7 +118,8 @@ def test_the_hparams_table_leads_with_the_keys_that_tell_runs_apart(sweep_dir: P
     for url in serve(str(BIN / "convae-board"), str(sweep_dir)):
         columns = hparam_columns(url)
     names = [c["name"] for c in columns]
-    assert names[0] == "model.upsample" and columns[0].get("differs") is True
-    assert not any(c.get("differs") for c in columns[1:])
-    assert {"model.depths", "data.noise_std", "seed", "optim.lr"} <= set(names)
-    assert not any(n.startswith(("callbacks.artifact", "callbacks.image")) for n in names)
+    # The sweep's record (convae/sweeps/tensorboard.py): the keys that differ, the decoder's
+    # parameter count with them; a key every job shares is no column.
+    assert names == ["model.upsample", "params"]
+    assert all(c.get("differs") is True for c in columns)
+    assert not {"model.depths", "data.noise_std", "seed", "optim.lr"} & set(names)
