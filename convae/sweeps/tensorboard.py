@@ -27,10 +27,6 @@ from convae.config.errors import one_line
 from convae.hardware import process_rank
 from convae.hydra_compat import BASIC_SWEEPER
 from convae.sweeps.preflight import Composer, sweep_jobs
-from convae.tracking.events import replace_events
-from convae.tracking.experiment import experiment_summary, run_metrics
-from convae.tracking.hparams import run_hparams
-from convae.tracking.layout import layout_summary
 
 log = logging.getLogger("convae")
 
@@ -51,6 +47,13 @@ def write_sweep_record(config: DictConfig) -> Path | None:
     jobs = sweep_jobs(config, loader)
     if jobs is None:
         return None
+    # TensorBoard's summary writers import torch: only once a sweep starts, never for a
+    # refused command line (tests/unit/bench/test_startup.py)
+    from convae.tracking.events import replace_events
+    from convae.tracking.experiment import experiment_summary, run_metrics
+    from convae.tracking.hparams import run_hparams
+    from convae.tracking.layout import layout_summary
+
     composer = Composer(config, loader)
     configs = []
     for job in jobs:
