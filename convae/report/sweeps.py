@@ -17,6 +17,7 @@ import yaml
 from hydra.errors import OverrideParseException
 
 from convae.config.convert import flatten
+from convae.config.resolvers import job_overrides_name, safe_name
 from convae.hydra_compat import basic_sweep_jobs
 from convae.report.evals import eval_metrics
 from convae.runs.results import EVAL_DIR, EVAL_JSON, RESULTS, results_shape_problem
@@ -240,7 +241,8 @@ def read_sweep(sweep: Path) -> list[Job]:
         for overrides in expected:
             if _job_identity(overrides) not in seen:
                 # named as its folder would have been: by the keys the sweep varies
-                name = ",".join(o for o in overrides if _key(o) in swept) or ",".join(overrides)
+                fixed = [_key(o) for o in overrides if _key(o) not in swept]
+                name = safe_name(job_overrides_name(overrides, fixed) or ",".join(overrides), 0)
                 error = "no job folder (the sweep stopped before it)"
                 jobs.append(Job(sweep, sweep / name, "not started", error, overrides=overrides))
     return jobs

@@ -190,7 +190,7 @@ def test_report_leaves_out_a_job_with_a_crafted_checkpoint_without_loading_it(tm
                       "optim.lr=0.001,0.002", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0
     (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
-    evil_job = sweep / "optim.lr=0.002"
+    evil_job = sweep / "lr=0.002"  # optim.lr, shortened in the job folder name
     best = run_results.tested_checkpoint(evil_job)  # the file the report loads for that job
     plant(best, best, marker)
     run_script("convae-report", str(sweep), cwd=tmp_path)

@@ -28,7 +28,7 @@ COMMON = [
     "callbacks.artifact_images_every=0",
 ]
 FIGURES = ("report.tex", "report.png", "reconstructions.png", "curves.csv", "curves.png")
-GOOD, FAILED, NOT_STARTED = "data.noise_std=0", "data.noise_std=-1", "data.noise_std=-2"
+GOOD, FAILED, NOT_STARTED = "noise_std=0", "noise_std=-1", "noise_std=-2"  # job folders
 
 
 def run(name: str, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess:

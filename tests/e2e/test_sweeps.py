@@ -76,8 +76,8 @@ def test_failing_combinations_do_not_stop_the_others_and_the_last_line_names_eac
     # Hydra raises the first failure alone; the line adds every job that did not complete
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("convae-train: error: data.noise_std=-1.0 is invalid")
-    assert last.endswith(" [2 of 4 jobs did not complete: data.noise_std=-1 (failed), "
-                         "data.noise_std=-2 (failed)]")  # fmt: skip
+    assert last.endswith(" [2 of 4 jobs did not complete: noise_std=-1 (failed), "
+                         "noise_std=-2 (failed)]")  # fmt: skip
 
 
 def test_ddp_on_two_cpu_processes_reports_the_single_process_val_loss(tmp_path):

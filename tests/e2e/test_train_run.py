@@ -138,8 +138,10 @@ def test_checkerboard_scores_and_pictures_are_logged_from_step_0(noisy_runs):
     for score in SCORES:
         assert [s for s, _ in scalars(acc, f"val/{score}")] == [0, 19, 39, 59]
         assert len(scalars(acc, f"test/{score}")) == 1
-    for tag in IMAGE_TAGS:  # every 2nd validation, then the test split after step 60
-        assert [i.step for i in acc.Images(tag)] == [0, 39, 60]
+    # every 2nd validation (39 is also the first past half the steps), the last validation,
+    # then the test split after step 60
+    for tag in IMAGE_TAGS:
+        assert [i.step for i in acc.Images(tag)] == [0, 39, 59, 60]
     res = results(noisy_runs[0])["metrics"]
     for score in SCORES:
         assert f"val/{score}" in res and f"test/{score}" in res

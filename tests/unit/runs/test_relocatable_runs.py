@@ -168,7 +168,9 @@ def test_convae_report_of_a_copied_sweep_uses_the_copys_checkpoints(tmp_path):
     copy = shutil.copytree(sweep, tmp_path / "elsewhere" / "sweep")
     spoil(sweep)
     run_script("convae-report", str(copy), cwd=tmp_path)
-    for job in copy.glob("optim.lr=*"):
+    jobs = list(copy.glob("lr=*"))  # optim.lr, shortened in the job folder names
+    assert len(jobs) == 2
+    for job in jobs:
         assert results(job)["best_checkpoint"] == FIRST_BEST
     assert "Left out of reconstructions.png" not in (copy / "report.md").read_text()
     # the copy's weights are the original's as they were: the same pictures
