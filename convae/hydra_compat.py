@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 
 # The basic sweeper's class as hydra.sweeper._target_ names it (under hydra._internal).
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# The basic launcher's logger, whose per-job lines a quiet sweep hides (tracking/console.py).
+BASIC_LAUNCHER_LOGGER = "hydra._internal.core_plugins.basic_launcher"
 
 
 def basic_sweep_jobs(overrides: Sequence[str], loader: Any = None) -> list[list[str]]:

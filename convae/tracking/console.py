@@ -18,6 +18,8 @@ import logging
 import os
 import warnings
 
+from convae.hydra_compat import BASIC_LAUNCHER_LOGGER
+
 VERBOSE_ENV = "CONVAE_VERBOSE"
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")
 # Lightning's rank_zero_info goes through one of these (the package imported last sets it).
@@ -73,9 +75,6 @@ def quiet_libraries() -> None:
 class _NoLaunchLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("\t#")
-
-
-BASIC_LAUNCHER_LOGGER = "hydra._internal.core_plugins.basic_launcher"
 
 
 def hide_launch_lines() -> None:
